@@ -1,0 +1,36 @@
+# `make serve` runs the webhook locally; `make test` sets up and runs every check.
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+.PHONY: setup serve test lint bench system-packages
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# checkov has its own environment: its dependencies conflict with python-hcl2's.
+$(CHECKOV_VENV)/.installed: Makefile
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+system-packages:
+	scripts/install-system-packages
+
+serve: setup
+	$(BIN)/functions-framework --target=mutate --host=127.0.0.1 --port=8080
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup system-packages $(CHECKOV_VENV)/.installed lint
+	$(BIN)/pytest
+
+bench: setup system-packages
+	$(BIN)/python -m benchmarks

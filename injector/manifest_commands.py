@@ -1,0 +1,7 @@
+"""`inject`, `uninject` and `explain` for manifests (placeholder until implemented)."""
+
+import argparse
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    pass

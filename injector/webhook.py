@@ -1,0 +1,231 @@
+"""The webhook's HTTP contract, around the engine.
+
+| request                                   | answer                                           |
+|-------------------------------------------|--------------------------------------------------|
+| POST an AdmissionReview (JSON)            | 200 with the AdmissionReview response            |
+| GET /healthz                              | 200 with the config's source and digest, or 503  |
+| a path without a valid token (if any set) | 404, with no hint                                |
+| another method                            | 405                                              |
+| a content type other than JSON            | 415                                              |
+| a body over MAX_BODY_BYTES                | 413                                              |
+| malformed JSON, or not an AdmissionReview | 400 with a one-line JSON error                   |
+
+With tokens configured, the first path segment must be one of them: /<token> reviews and
+/<token>/healthz reports health. Without tokens, /healthz reports health and any other path
+reviews.
+"""
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from injector.admission import AdmissionRequest, InvalidReview, parse_review, respond
+from injector.engine import Injector, Outcome
+from injector.policy import Reason
+from injector.refresh import Refreshing
+from injector.sources import Environment, environment
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the API server's objects are at most ~3 MiB
+
+log = logging.getLogger("injector")
+
+
+JSON = (("Content-Type", "application/json"),)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = JSON
+
+
+def _error(status: int, message: str, allow: str | None = None) -> HttpResponse:
+    headers = JSON if allow is None else (*JSON, ("Allow", allow))
+    return HttpResponse(status, orjson.dumps({"error": message}), headers)
+
+
+_NOT_FOUND = _error(404, "not found")
+
+
+@dataclass(frozen=True)
+class ActiveConfig:
+    injector: Injector
+    source: str
+    version: str
+
+    def describe(self) -> str:
+        return f"{self.source} {self.version} (digest {self.injector.digest})"
+
+
+class Webhook:
+    def __init__(
+        self,
+        config: Refreshing[ActiveConfig],
+        tokens: Refreshing[tuple[str, ...]] | None,
+        on_error: Literal["deny", "allow"] = "deny",
+    ):
+        self._config = config
+        self._tokens = tokens
+        self._on_error = on_error
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> "Webhook":
+        """A webhook on the sources the environment names; loads them once right away."""
+        env: Environment = environment(environ)
+
+        def load_config() -> ActiveConfig:
+            loaded = env.config.load()
+            return ActiveConfig(Injector(loaded.config), loaded.source, loaded.version)
+
+        config = Refreshing(
+            "configuration", load_config, env.refresh_seconds, ActiveConfig.describe
+        )
+        tokens = None
+        if env.tokens is None:
+            log.warning("no URL token is configured: every path is served (fine for local use)")
+        else:
+            tokens = Refreshing("URL tokens", env.tokens.load, env.refresh_seconds, _count_tokens)
+            tokens.get()
+        log.info(f"configuration source: {env.config.description}")
+        config.get()
+        return cls(config, tokens, env.on_error)
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        content_type: str | None,
+        content_length: int | None,
+        read_body: Callable[[int], bytes],
+    ) -> HttpResponse:
+        """Answers one HTTP request; read_body(limit) returns at most `limit` bytes."""
+        segments = [s for s in path.split("/") if s]
+        if self._tokens is not None:
+            if not segments or not self._token_is_valid(segments[0]):
+                return _NOT_FOUND
+            segments = segments[1:]
+        if segments == ["healthz"]:
+            if method not in ("GET", "HEAD"):
+                return _error(405, "use GET for /healthz", "GET, HEAD")
+            return self.health()
+        if method != "POST":
+            return _error(405, "POST an AdmissionReview", "POST")
+        if (content_type or "").split(";")[0].strip().lower() != "application/json":
+            return _error(415, "the body must be application/json")
+        if content_length is not None and content_length > MAX_BODY_BYTES:
+            return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        body = read_body(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        return self.review(body)
+
+    def _token_is_valid(self, candidate: str) -> bool:
+        assert self._tokens is not None
+        given = candidate.encode()
+        valid = False
+        for token in self._tokens.get() or ():
+            valid |= hmac.compare_digest(given, token.encode())  # no early exit: constant time
+        return valid
+
+    def health(self) -> HttpResponse:
+        active = self._config.get()
+        if active is None:
+            body = {"status": "unavailable", "error": "no valid configuration is loaded"}
+            return HttpResponse(503, orjson.dumps(body))
+        config = {
+            "source": active.source,
+            "version": active.version,
+            "digest": active.injector.digest,
+        }
+        return HttpResponse(200, orjson.dumps({"status": "ok", "config": config}))
+
+    def review(self, body: bytes) -> HttpResponse:
+        started = time.perf_counter()
+        try:
+            review = parse_review(body)
+        except InvalidReview as error:
+            return _error(400, str(error))
+        request = review.request
+        active = self._config.get() if request.is_pod_create else None
+        try:
+            if request.is_pod_create and active is None:
+                message = "the injector has no valid configuration; see its logs"
+                outcome = Outcome("denied", Reason.NO_CONFIG, message)
+                answer = self._failed(review, outcome)
+            elif active is None:
+                outcome = Outcome(
+                    "skipped", Reason.NOT_A_POD_CREATE, "only Pod CREATEs are mutated"
+                )
+                answer = respond(review)
+            else:
+                answer, outcome = active.injector.review(review)
+        except InvalidReview as error:
+            return _error(400, str(error))
+        except Exception:
+            log.exception("review failed", extra={"fields": {"uid": request.uid}})
+            outcome = Outcome("denied", Reason.INTERNAL_ERROR, "internal error")
+            answer = self._failed(review, outcome)
+        _log_review(request, outcome, active, (time.perf_counter() - started) * 1000)
+        return HttpResponse(200, answer)
+
+    def _failed(self, review: Any, outcome: Outcome) -> bytes:
+        """The answer when the injector cannot review: deny, or allow without the proxy."""
+        uid = review.request.uid
+        if self._on_error == "allow":
+            warning = f"the proxy was not injected: the injector failed (request uid {uid})"
+            return respond(review, warnings=[warning])
+        message = (
+            f"the injector could not review this Pod: {outcome.detail} (request uid {uid}); "
+            "see the injector's logs"
+        )
+        return respond(review, allowed=False, status_code=500, status_message=message)
+
+
+def _count_tokens(tokens: tuple[str, ...]) -> str:
+    return f"{len(tokens)} token(s)"  # never the tokens themselves
+
+
+def _owner_kind(pod: Any) -> str | None:
+    owners = pod.get("metadata", {}).get("ownerReferences") if isinstance(pod, dict) else None
+    for owner in owners or ():
+        if isinstance(owner, dict) and owner.get("controller"):
+            return owner.get("kind")
+    return None
+
+
+def _pod_name(request: AdmissionRequest) -> str | None:
+    pod = request.object
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    if not isinstance(metadata, dict):
+        return request.name or None
+    return metadata.get("name") or metadata.get("generateName") or request.name or None
+
+
+def _log_review(
+    request: AdmissionRequest, outcome: Outcome, active: ActiveConfig | None, latency_ms: float
+) -> None:
+    resource = request.resource.resource
+    if request.sub_resource:
+        resource += "/" + request.sub_resource
+    fields = {
+        "uid": request.uid,
+        "namespace": request.namespace,
+        "pod": _pod_name(request),
+        "owner_kind": _owner_kind(request.object),
+        "operation": request.operation,
+        "resource": resource,
+        "dry_run": request.dry_run,
+        "decision": outcome.decision,
+        "reason": outcome.reason,
+        "patch_ops": len(outcome.operations),
+        "config_version": active.injector.digest if active else None,
+        "latency_ms": round(latency_ms, 3),
+    }
+    severity = logging.ERROR if outcome.reason == Reason.INTERNAL_ERROR else logging.INFO
+    log.log(severity, "admission review", extra={"fields": fields})
