@@ -238,7 +238,18 @@ class Injector:
         annotations = dict(injection.annotations)
         if DEFAULT_CONTAINER_ANNOTATION not in (view.annotations or {}):
             annotations[DEFAULT_CONTAINER_ANNOTATION] = view.containers[0]["name"]
-        annotations[self.keys.status] = self._status(injection, annotations)
+        created = [
+            pointer
+            for pointer, existing, adds in (
+                ("/spec/initContainers", view.init_containers, injection.init_container_names),
+                ("/spec/volumes", view.volumes, injection.volume_names),
+                ("/metadata", view.metadata, True),
+                ("/metadata/annotations", view.annotations, True),
+                ("/metadata/labels", view.labels, injection.labels),
+            )
+            if existing is None and adds
+        ]
+        annotations[self.keys.status] = self._status(injection, annotations, created)
         if view.metadata is None:
             ops.append(
                 {
@@ -252,8 +263,12 @@ class Injector:
             add_to_object(ops, "/metadata/labels", view.labels, injection.labels)
         return tuple(ops)
 
-    def _status(self, injection: Injection, annotations: dict[str, str]) -> str:
-        """Exactly what was injected, so that it can be recognised and removed."""
+    def _status(self, injection: Injection, annotations: dict[str, str], created: list[str]) -> str:
+        """Exactly what was injected, so that it can be recognised and removed.
+
+        `created` lists the JSON Pointers of the arrays and objects the patch created, which
+        removal deletes again once they are empty.
+        """
         return orjson.dumps(
             {
                 "config": self.digest,
@@ -262,5 +277,6 @@ class Injector:
                 "volumes": injection.volume_names,
                 "annotations": [*annotations, self.keys.status],
                 "labels": list(injection.labels),
+                "created": created,
             }
         ).decode()
