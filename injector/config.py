@@ -9,6 +9,7 @@ import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -50,6 +51,11 @@ def check_quantity(text: str) -> str:
     return text
 
 
+def _number_as_text(value: object) -> object:
+    """YAML reads `cpu: 2` as a number; Kubernetes reads it as the quantity "2"."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def normalize_cidr(text: str) -> str:
     """An IPv4 network in canonical form; the ruleset is IPv4 (iptables, not ip6tables)."""
     try:
@@ -63,7 +69,7 @@ def normalize_cidr(text: str) -> str:
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Image = Annotated[str, AfterValidator(check_image)]
-Quantity = Annotated[str, AfterValidator(check_quantity)]
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(check_quantity)]
 Cidr = Annotated[str, AfterValidator(normalize_cidr)]
 Namespace = Annotated[str, AfterValidator(check_dns_label)]
 
@@ -204,7 +210,8 @@ class ConfigError(ValueError):
 
 def parse_config(text: str | bytes) -> InjectorConfig:
     """A configuration from YAML or JSON text."""
-    from ruamel.yaml import YAML, MarkedYAMLError, YAMLError
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         data = YAML(typ="safe", pure=True).load(text)

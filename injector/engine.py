@@ -66,6 +66,11 @@ def _member(parent: dict[str, Any] | None, name: str, kind: type, where: str) ->
     return value
 
 
+def _string_map(value: dict[str, Any] | None, where: str) -> None:
+    if value is not None and not all(isinstance(v, str) for v in value.values()):
+        raise MalformedPod(f"{where} values must be strings")
+
+
 def _named_items(items: list[Any] | None, where: str) -> None:
     for index, item in enumerate(items or ()):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
@@ -85,10 +90,14 @@ def _inspect(pod: Any) -> _PodView:
     _named_items(containers, "spec.containers")
     _named_items(init_containers, "spec.initContainers")
     _named_items(volumes, "spec.volumes")
+    labels = _member(metadata, "labels", dict, "metadata.labels")
+    annotations = _member(metadata, "annotations", dict, "metadata.annotations")
+    _string_map(labels, "metadata.labels")
+    _string_map(annotations, "metadata.annotations")
     return _PodView(
         metadata=metadata,
-        labels=_member(metadata, "labels", dict, "metadata.labels"),
-        annotations=_member(metadata, "annotations", dict, "metadata.annotations"),
+        labels=labels,
+        annotations=annotations,
         containers=containers,
         init_containers=init_containers,
         volumes=volumes,
@@ -183,9 +192,10 @@ class Injector:
 
     def _port_conflict(self, view: _PodView) -> Decision | None:
         for container in (*(view.init_containers or ()), *view.containers):
-            for port in container.get("ports") or ():
+            ports = container.get("ports")
+            for port in ports if isinstance(ports, list) else ():
                 number = port.get("containerPort") if isinstance(port, dict) else None
-                role = self._proxy_ports.get(number)
+                role = self._proxy_ports.get(number) if isinstance(number, int) else None
                 if role is not None:
                     return Decision(
                         False,
@@ -214,7 +224,7 @@ class Injector:
                     return Decision(
                         False,
                         Reason.NAME_CONFLICT,
-                        f"the Pod already has a {kind} named {name}, which the injector adds",
+                        f"the Pod already has the {kind} {name}, which the injector adds",
                     )
         return None
 

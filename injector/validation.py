@@ -7,5 +7,6 @@ def describe_validation_error(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{location}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{location}: {message}")
     return "; ".join(problems)

@@ -191,19 +191,22 @@ def _count_tokens(tokens: tuple[str, ...]) -> str:
     return f"{len(tokens)} token(s)"  # never the tokens themselves
 
 
-def _owner_kind(pod: Any) -> str | None:
-    owners = pod.get("metadata", {}).get("ownerReferences") if isinstance(pod, dict) else None
-    for owner in owners or ():
-        if isinstance(owner, dict) and owner.get("controller"):
+def _metadata(obj: Any) -> dict[str, Any]:
+    """The object's metadata, or nothing: the log line must not fail on a malformed object."""
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _owner_kind(obj: Any) -> Any:
+    owners = _metadata(obj).get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else ():
+        if isinstance(owner, dict) and owner.get("controller") is True:
             return owner.get("kind")
     return None
 
 
-def _pod_name(request: AdmissionRequest) -> str | None:
-    pod = request.object
-    metadata = pod.get("metadata") if isinstance(pod, dict) else None
-    if not isinstance(metadata, dict):
-        return request.name or None
+def _pod_name(request: AdmissionRequest) -> Any:
+    metadata = _metadata(request.object)
     return metadata.get("name") or metadata.get("generateName") or request.name or None
 
 

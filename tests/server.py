@@ -1,6 +1,7 @@
 """Runs the webhook as a real server process on loopback, as the API server would reach it."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def run_server(
         _wait_for_port(port, process, log_path, timeout)
         yield Server(f"{scheme}://127.0.0.1:{port}", process, log_path)
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,96 @@
+"""The configuration model: a working default, and errors that name the field and problem."""
+
+from pathlib import Path
+
+import pytest
+
+from injector.config import ConfigError, InjectorConfig, parse_config
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "config.yaml"
+
+
+def test_documented_example_is_exactly_the_embedded_default() -> None:
+    assert parse_config(EXAMPLE.read_text()) == InjectorConfig()
+
+
+def test_json_and_yaml_give_the_same_configuration() -> None:
+    yaml_text = "defaultPolicy: disabled\nproxy:\n  uid: 2000\n  gid: 2000\n"
+    json_text = '{"defaultPolicy": "disabled", "proxy": {"uid": 2000, "gid": 2000}}'
+    assert parse_config(yaml_text) == parse_config(json_text)
+    assert parse_config(json_text).proxy.uid == 2000
+
+
+def test_empty_object_means_every_default() -> None:
+    assert parse_config("{}") == InjectorConfig()
+
+
+def test_digest_names_the_content() -> None:
+    assert InjectorConfig().digest() == parse_config("{}").digest()
+    assert InjectorConfig().digest() != parse_config("proxy: {uid: 2000}").digest()
+
+
+def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
+    config = parse_config("proxy: {resources: {requests: {cpu: 1}, limits: {cpu: 2.5}}}")
+    assert config.proxy.resources.as_kubernetes() == {
+        "requests": {"cpu": "1"},
+        "limits": {"cpu": "2.5"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: [", "not valid YAML or JSON: expected the node content"),
+        ("[]", "must be a mapping of fields"),
+        ("", "must be a mapping of fields"),
+        ("bogus: 1", "bogus: Extra inputs are not permitted"),
+        ("proxy: {ports: {inbound: 99999}}", "proxy.ports.inbound: Input should be less than or"),
+        ("proxy: {ports: {inbound: 15001}}", "proxy.ports: the proxy's ports must all differ"),
+        ("proxy: {uid: 0}", "proxy.uid: Input should be greater than or equal to 1"),
+        ("proxy: {image: 'Bad Image'}", "proxy.image: expected an image reference"),
+        ("proxy: {logLevel: loud}", "proxy.logLevel: Input should be 'trace'"),
+        ("proxy: {healthPath: ready}", "proxy.healthPath: String should match pattern"),
+        ("proxy: {env: [{name: '1X', value: v}]}", "proxy.env.0.name: '1X' is not a valid"),
+        (
+            "proxy: {resources: {requests: {cpu: 3}, limits: {cpu: 2}}}",
+            "proxy.resources: the cpu request 3 is above the cpu limit 2",
+        ),
+        (
+            "init: {resources: {limits: {memory: lots}}}",
+            "init.resources.limits.memory: expected a non-negative Kubernetes quantity",
+        ),
+        (
+            "interception: {excludeOutboundCidrs: ['fd00::/8']}",
+            "interception.excludeOutboundCidrs.0: expected an IPv4 CIDR",
+        ),
+        ("interception: {excludeInboundPorts: [0]}", "interception.excludeInboundPorts.0"),
+        ("interception: {includeInboundPorts: all}", "interception.includeInboundPorts"),
+        ("annotationPrefix: Not_A_Domain", "annotationPrefix: 'Not_A_Domain' is not a DNS-1123"),
+        ("defaultPolicy: maybe", "defaultPolicy: Input should be 'enabled' or 'disabled'"),
+        ("excludedNamespaces: [Kube_System]", "excludedNamespaces.0: 'Kube_System' is not a DNS"),
+        (
+            "neverInjectSelectors: [{matchExpressions: [{key: a, operator: In}]}]",
+            "neverInjectSelectors.0.matchExpressions.0: operator In needs at least one value",
+        ),
+        (
+            "alwaysInjectSelectors: [{matchLabels: {'bad key!': x}}]",
+            "alwaysInjectSelectors.0.matchLabels.bad key!.[key]",
+        ),
+        ("nativeSidecar: false", "holdApplicationUntilProxyReady with nativeSidecar: false needs"),
+    ],
+)
+def test_invalid_configuration_names_the_field_and_the_problem(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+    assert message in str(error.value)
+
+
+def test_classic_hold_is_valid_with_a_wait_command() -> None:
+    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait]}")
+    assert config.proxy.wait_command == ("proxy", "wait")
+
+
+def test_yaml_errors_do_not_quote_the_configuration_text() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config("proxy:\n  env: [{name: TOKEN, value: s3cr3t-value}\n  uid: [")
+    assert "s3cr3t-value" not in str(error.value)

@@ -1,0 +1,213 @@
+"""Golden tests over a corpus of realistic Pods (tests/data/pods), plus what must hold for each.
+
+The expected outcome of each Pod is stored in tests/data/golden/<name>.json. After an
+intended change, rewrite them with UPDATE_GOLDEN=1 and review the diff.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from admission_data import DATA, apply_patch
+from kubernetes_schema import validate_pod
+from ruamel.yaml import YAML
+
+from injector.engine import Injector, Outcome
+from injector.keys import INIT_CONTAINER, PROXY_CONTAINER
+
+CORPUS = sorted((DATA / "pods").glob("*.yaml"))
+GOLDEN = DATA / "golden"
+INJECTED_NAMES = {INIT_CONTAINER, PROXY_CONTAINER}
+
+
+def load_pod(path: Path) -> dict[str, Any]:
+    return orjson.loads(orjson.dumps(YAML(typ="safe", pure=True).load(path.read_text())))
+
+
+def large_pod() -> dict[str, Any]:
+    """Thousands of env vars over several containers, as Istio's slow case had."""
+    env = [{"name": f"SETTING_{i:04d}", "value": f"value-{i}"} for i in range(3000)]
+    containers = [
+        {"name": f"app-{n}", "image": "registry.example.com/big/app:1.0", "env": env}
+        for n in range(5)
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "big-", "labels": {"app": "big"}},
+        "spec": {"containers": containers},
+    }
+
+
+CASES = {path.stem: (lambda path=path: load_pod(path)) for path in CORPUS}
+CASES["large-env"] = large_pod
+
+
+def evaluate(injector: Injector, pod: dict[str, Any]) -> Outcome:
+    return injector.evaluate(pod, (pod.get("metadata") or {}).get("namespace") or "shop")
+
+
+def as_record(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "decision": outcome.decision,
+        "reason": str(outcome.reason),
+        "detail": outcome.detail,
+        "warnings": list(outcome.warnings),
+        "overrides": dict(outcome.overrides),
+        "operations": list(outcome.operations),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_outcome_matches_golden(injector: Injector, name: str) -> None:
+    actual = as_record(evaluate(injector, CASES[name]()))
+    golden = GOLDEN / f"{name}.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        golden.write_bytes(orjson.dumps(actual, option=orjson.OPT_INDENT_2) + b"\n")
+    assert actual == orjson.loads(golden.read_bytes())
+
+
+INJECTED = [
+    "bare-metadata",
+    "cronjob-report-classic",
+    "daemonset-agent",
+    "deployment-web",
+    "existing-init-containers",
+    "existing-native-sidecar",
+    "generate-name-only",
+    "job-batch",
+    "large-env",
+    "named-ports",
+    "overrides",
+    "probes",
+    "security-contexts",
+    "statefulset-db",
+    "user-volumes",
+]
+
+
+def test_exactly_these_corpus_pods_are_injected(injector: Injector) -> None:
+    injected = [n for n in sorted(CASES) if evaluate(injector, CASES[n]()).decision == "injected"]
+    assert injected == INJECTED
+
+
+def _user_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [item for item in items or [] if item["name"] not in INJECTED_NAMES]
+
+
+@pytest.mark.parametrize("name", INJECTED)
+def test_injected_pod_is_valid_keeps_what_the_user_wrote_and_is_injected_once(
+    injector: Injector, name: str
+) -> None:
+    pod = CASES[name]()
+    outcome = evaluate(injector, pod)
+    assert outcome.decision == "injected"
+    patched = apply_patch(pod, outcome.operations)
+    validate_pod(patched)
+
+    spec, patched_spec = pod["spec"], patched["spec"]
+    assert _user_items(patched_spec["containers"]) == spec["containers"]
+    assert _user_items(patched_spec.get("initContainers")) == spec.get("initContainers", [])
+    user_volumes = spec.get("volumes", [])
+    assert patched_spec.get("volumes", [])[: len(user_volumes)] == user_volumes
+    for field in ("labels", "annotations"):
+        original = (pod["metadata"] or {}).get(field) or {}
+        assert {k: patched["metadata"][field][k] for k in original} == original
+    lists = ("initContainers", "containers", "volumes")
+    assert {k: v for k, v in patched_spec.items() if k not in lists} == {
+        k: v for k, v in spec.items() if k not in lists
+    }
+
+    second = evaluate(injector, patched)
+    assert (second.decision, second.reason, second.operations) == (
+        "skipped",
+        "already-injected",
+        (),
+    )
+
+
+def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = pod["spec"]
+    return next(
+        c for c in (*spec.get("initContainers", []), *spec["containers"]) if c["name"] == name
+    )
+
+
+def test_classic_proxy_runs_with_the_apps_and_its_rules_follow_user_init_containers(
+    injector: Injector,
+) -> None:
+    pod = CASES["cronjob-report-classic"]()
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    init_names = [c["name"] for c in patched["spec"]["initContainers"]]
+    assert init_names == ["fetch-template", INIT_CONTAINER]
+    assert [c["name"] for c in patched["spec"]["containers"]] == ["report", PROXY_CONTAINER]
+    proxy = _container(patched, PROXY_CONTAINER)
+    assert "restartPolicy" not in proxy
+    assert "startupProbe" not in proxy
+    assert "lifecycle" not in proxy
+
+
+def test_native_proxy_holds_the_app_with_a_startup_probe(injector: Injector) -> None:
+    pod = CASES["job-batch"]()
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    proxy = _container(patched, PROXY_CONTAINER)
+    assert proxy["restartPolicy"] == "Always"
+    assert proxy["startupProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
+    assert patched["spec"]["restartPolicy"] == "Never"
+
+
+def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
+    pod = CASES["overrides"]()
+    outcome = evaluate(injector, pod)
+    assert len(outcome.overrides) == 7
+    patched = apply_patch(pod, outcome.operations)
+    proxy = _container(patched, PROXY_CONTAINER)
+    assert proxy["image"] == "registry.example.com/mesh/proxy:1.33.0-debug"
+    assert proxy["resources"] == {
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert {"name": "PROXY_LOG_LEVEL", "value": "debug"} in proxy["env"]
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    assert "-A MESH_INBOUND -p tcp --dport 8080 -j MESH_IN_REDIRECT" in rules
+    assert "-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT" not in rules
+    assert "-A MESH_OUTPUT -p tcp --dport 5432 -j RETURN" in rules
+    assert "-A MESH_OUTPUT -p tcp --dport 6379 -j RETURN" in rules
+    assert "-A MESH_OUTPUT -d 10.96.0.0/12 -j RETURN" in rules
+    assert "-A MESH_OUTPUT -d 169.254.169.254/32 -j RETURN" in rules
+
+
+def test_statefulset_port_is_left_out_of_inbound_capture(injector: Injector) -> None:
+    pod = CASES["statefulset-db"]()
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    assert "-A MESH_INBOUND -p tcp --dport 5432 -j RETURN" in rules
+
+
+def test_label_opt_out_wins_over_annotation_opt_in(injector: Injector) -> None:
+    outcome = evaluate(injector, CASES["opted-out-label"]())
+    assert (outcome.decision, outcome.reason) == ("skipped", "opted-out")
+    assert outcome.detail == "label injector.dev/inject=false"
+
+
+def test_invalid_annotation_denies_naming_annotation_value_and_form(injector: Injector) -> None:
+    outcome = evaluate(injector, CASES["invalid-annotation"]())
+    assert (outcome.decision, outcome.reason) == ("denied", "invalid-annotation")
+    assert "injector.dev/proxy-cpu-limit='two cores'" in outcome.detail
+    assert "Kubernetes quantity such as 100m" in outcome.detail
+
+
+def test_port_conflict_skips_with_a_warning_naming_container_and_port(injector: Injector) -> None:
+    outcome = evaluate(injector, CASES["port-conflict"]())
+    assert (outcome.decision, outcome.reason, outcome.operations) == (
+        "skipped",
+        "port-conflict",
+        (),
+    )
+    assert outcome.warnings == (
+        "the proxy was not injected: container app uses port 15021, "
+        "which the proxy needs for health",
+    )
