@@ -59,20 +59,21 @@ def run_server(
     tmp_path: Path,
     env: Mapping[str, str] | None = None,
     *,
+    serve: bool = False,
     tls: tuple[Path, Path] | None = None,
     timeout: float = 30.0,
 ) -> Iterator[Server]:
-    """functions-framework --target=mutate, or `python -m injector serve` when tls is given."""
+    """functions-framework --target=mutate; or `python -m injector serve` (always for TLS)."""
     port = free_port()
-    if tls is None:
+    if serve or tls is not None:
+        command = [sys.executable, "-m", "injector", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port)]
+        if tls is not None:
+            command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    else:
         command = [str(BIN / "functions-framework"), "--target=mutate", "--source=main.py"]
         command += ["--host=127.0.0.1", f"--port={port}"]
-        scheme = "http"
-    else:
-        cert, key = tls
-        command = [sys.executable, "-m", "injector", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
-        scheme = "https"
+    scheme = "https" if tls is not None else "http"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("INJECTOR_")}
     environment.update(env or {})
     log_path = tmp_path / f"server-{port}.log"

@@ -71,9 +71,12 @@ def test_healthz_reports_the_loaded_configuration(server: Server) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "config": {"source": "embedded", "version": "embedded", "digest": response.json()[
-            "config"]["digest"]},
-    }  # fmt: skip
+        "config": {
+            "source": "embedded",
+            "version": "embedded",
+            "digest": response.json()["config"]["digest"],
+        },
+    }
     assert len(response.json()["config"]["digest"]) == 12
 
 
@@ -228,5 +231,7 @@ def test_without_a_valid_configuration_pods_are_denied_and_health_is_503(
         assert update["allowed"] is True
 
         errors = [e for e in broken.log_entries() if e["severity"] == "ERROR"]
-        assert any("proxy.uid: Input should be greater than or equal to 1" in e.get("error", "")
-                   for e in errors)  # fmt: skip
+        assert any(
+            "proxy.uid: Input should be greater than or equal to 1" in e.get("error", "")
+            for e in errors
+        )
