@@ -211,6 +211,7 @@ class ConfigError(ValueError):
 def parse_config(text: str | bytes) -> InjectorConfig:
     """A configuration from YAML or JSON text."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
@@ -219,6 +220,8 @@ def parse_config(text: str | bytes) -> InjectorConfig:
         # Only the problem and where: the text around it could hold values worth keeping private.
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(error, DuplicateKeyError):  # its problem quotes both values
+            raise ConfigError(f"the configuration repeats a key{where}") from None
         raise ConfigError(
             f"the configuration is not valid YAML or JSON: {error.problem}{where}"
         ) from None

@@ -1,7 +1,9 @@
 """A value loaded from a source and reloaded after a time to live.
 
-A reload that fails keeps the last-known-good value. While a value exists, one request reloads
-and the others go on with the current value; with none yet, callers wait for the load.
+A reload that fails keeps the last-known-good value. While a value exists, a due reload runs in
+a background thread and every caller goes on with the current value: a slow or stalled source
+must not hold up an admission review, whose whole deadline is a few seconds. With no value yet,
+callers wait for the load, one at a time.
 """
 
 import logging
@@ -33,19 +35,30 @@ class Refreshing(Generic[T]):
         self._clock = clock
         self._value: T | None = None
         self._next_load = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the one load in progress
         self.last_error: str | None = None
 
     def get(self) -> T | None:
-        if self._clock() >= self._next_load and self._lock.acquire(blocking=self._value is None):
-            try:
-                if self._clock() >= self._next_load:
-                    self._reload()
-            finally:
-                self._lock.release()
+        if self._clock() < self._next_load:
+            return self._value
+        if self._value is None:
+            with self._lock:
+                self._reload_if_due()
+        elif self._lock.acquire(blocking=False):
+            threading.Thread(
+                target=self._reload_and_release, name=f"reload {self._what}", daemon=True
+            ).start()
         return self._value
 
-    def _reload(self) -> None:
+    def _reload_and_release(self) -> None:
+        try:
+            self._reload_if_due()
+        finally:
+            self._lock.release()
+
+    def _reload_if_due(self) -> None:
+        if self._clock() < self._next_load:
+            return  # another caller has just loaded it
         try:
             value = self._load()
         except Exception as error:  # any failure keeps the last-known-good value

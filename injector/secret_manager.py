@@ -33,7 +33,9 @@ class SecretReader:
     """A lazily created Secret Manager client over REST.
 
     `endpoint` points the client at another server (for example http://127.0.0.1:8085 in
-    tests); it is then called with anonymous credentials.
+    tests); it is then called with anonymous credentials. Transient failures are retried until
+    `timeout_seconds` have passed, and each attempt is given as long. A failed read, including
+    one without credentials, raises SecretUnavailable.
     """
 
     def __init__(self, endpoint: str | None = None, timeout_seconds: float = 5.0):
@@ -59,17 +61,22 @@ class SecretReader:
     def read(self, version_name: str) -> SecretPayload:
         import google_crc32c
         from google.api_core import exceptions, retry
+        from google.auth.exceptions import GoogleAuthError
+        from google.protobuf.json_format import Error as JsonFormatError
 
-        client = self._get_client()
         try:
-            response = client.access_secret_version(
+            response = self._get_client().access_secret_version(
                 request={"name": version_name},
                 retry=retry.Retry(timeout=self._timeout),
                 timeout=self._timeout,
             )
-        except (exceptions.GoogleAPIError, OSError) as error:
+        except (exceptions.GoogleAPIError, GoogleAuthError, OSError) as error:
             raise SecretUnavailable(
                 f"could not read {version_name}: {type(error).__name__}: {error}"
+            ) from None
+        except JsonFormatError:
+            raise SecretUnavailable(
+                f"could not read {version_name}: the answer is not a secret version"
             ) from None
         payload = response.payload
         if "data_crc32c" not in payload or payload.data_crc32c != google_crc32c.value(payload.data):

@@ -94,3 +94,9 @@ def test_yaml_errors_do_not_quote_the_configuration_text() -> None:
     with pytest.raises(ConfigError) as error:
         parse_config("proxy:\n  env: [{name: TOKEN, value: s3cr3t-value}\n  uid: [")
     assert "s3cr3t-value" not in str(error.value)
+
+
+def test_a_repeated_key_is_named_by_position_without_its_values() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config("proxy:\n  image: example.com/a:1\n  image: example.com/hush:2\n")
+    assert str(error.value) == "the configuration repeats a key at line 3, column 3"
