@@ -51,6 +51,15 @@ def _error(status: int, message: str, allow: str | None = None) -> HttpResponse:
 
 
 _NOT_FOUND = _error(404, "not found")
+_NOT_READY = _error(503, "the injector is not ready; see its logs")
+
+
+def _is_one_of(candidate: str, tokens: tuple[str, ...]) -> bool:
+    given = candidate.encode()
+    valid = False
+    for token in tokens:
+        valid |= hmac.compare_digest(given, token.encode())  # no early exit: constant time
+    return valid
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,11 @@ class Webhook:
         """Answers one HTTP request; read_body(limit) returns at most `limit` bytes."""
         segments = [s for s in path.split("/") if s]
         if self._tokens is not None:
-            if not segments or not self._token_is_valid(segments[0]):
+            tokens = self._tokens.get()
+            if tokens is None:
+                # Nobody can be let in; the API server then applies its failurePolicy.
+                return _NOT_READY
+            if not segments or not _is_one_of(segments[0], tokens):
                 return _NOT_FOUND
             segments = segments[1:]
         if segments == ["healthz"]:
@@ -125,25 +138,21 @@ class Webhook:
             return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         return self.review(body)
 
-    def _token_is_valid(self, candidate: str) -> bool:
-        assert self._tokens is not None
-        given = candidate.encode()
-        valid = False
-        for token in self._tokens.get() or ():
-            valid |= hmac.compare_digest(given, token.encode())  # no early exit: constant time
-        return valid
-
     def health(self) -> HttpResponse:
         active = self._config.get()
         if active is None:
-            body = {"status": "unavailable", "error": "no valid configuration is loaded"}
-            return HttpResponse(503, orjson.dumps(body))
+            error = f"no valid configuration is loaded: {self._config.last_error}"
+            return HttpResponse(503, orjson.dumps({"status": "unavailable", "error": error}))
         config = {
             "source": active.source,
             "version": active.version,
             "digest": active.injector.digest,
         }
-        return HttpResponse(200, orjson.dumps({"status": "ok", "config": config}))
+        health: dict[str, Any] = {"status": "ok", "config": config}
+        if self._config.last_error is not None:
+            # Still serving the last-known-good configuration; say why it is not newer.
+            health["reload_error"] = self._config.last_error
+        return HttpResponse(200, orjson.dumps(health))
 
     def review(self, body: bytes) -> HttpResponse:
         started = time.perf_counter()

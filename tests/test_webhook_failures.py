@@ -2,6 +2,7 @@
 
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import orjson
@@ -83,3 +84,56 @@ def test_requests_other_than_pod_creates_never_reach_the_failing_path(log_stream
     assert orjson.loads(result.body)["response"]["allowed"] is True
     reasons = [line["reason"] for line in lines(log_stream) if "reason" in line]
     assert reasons == ["not-a-pod-create"]
+
+
+def failing() -> None:
+    raise OSError("source unreachable")
+
+
+def test_tokens_that_never_loaded_make_every_path_503_so_the_failure_policy_applies(
+    log_stream,
+) -> None:
+    active = ActiveConfig(Injector(InjectorConfig()), "embedded", "embedded")
+    config = Refreshing("configuration", lambda: active, 60, ActiveConfig.describe)
+    tokens = Refreshing("URL tokens", failing, 60, str)
+    hook = Webhook(config, tokens, "allow")
+    for path in ("/", "/healthz", "/anything-at-all-0123456789"):
+        result = hook.handle("POST", path, "application/json", 2, lambda _: b"{}")
+        assert (result.status, orjson.loads(result.body)) == (
+            503,
+            {"error": "the injector is not ready; see its logs"},
+        )
+
+
+def test_health_tells_why_the_configuration_is_stale_while_serving_the_last_good_one() -> None:
+    now = [0.0]
+    loads = []
+
+    def load() -> ActiveConfig:
+        loads.append(now[0])
+        if len(loads) > 1:
+            failing()
+        return ActiveConfig(Injector(InjectorConfig()), "file", "/etc/config.yaml")
+
+    config = Refreshing("configuration", load, 60, ActiveConfig.describe, clock=lambda: now[0])
+    hook = Webhook(config, None)
+    assert "reload_error" not in orjson.loads(hook.health().body)
+    now[0] = 61.0
+    config.get()  # due: reloads in the background
+    deadline = time.monotonic() + 5
+    while config.last_error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    health = orjson.loads(hook.health().body)
+    assert health["status"] == "ok"
+    assert health["config"]["version"] == "/etc/config.yaml"
+    assert health["reload_error"] == "OSError: source unreachable"
+
+
+def test_health_without_any_configuration_says_why() -> None:
+    config = Refreshing("configuration", failing, 60, ActiveConfig.describe)
+    result = Webhook(config, None).health()
+    assert result.status == 503
+    assert orjson.loads(result.body) == {
+        "status": "unavailable",
+        "error": "no valid configuration is loaded: OSError: source unreachable",
+    }
