@@ -1,0 +1,30 @@
+"""The sample requests in examples/ give the answers the README shows."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from injector.admission import parse_review
+from injector.engine import Injector
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "admission-reviews"
+EXPECTED = {
+    "pod-create.json": ("injected", "injected"),
+    "deployment-pod-create.json": ("injected", "injected"),
+    "host-network-pod-create.json": ("skipped", "host-network"),
+    "opted-out-pod-create.json": ("skipped", "opted-out"),
+    "invalid-annotation-pod-create.json": ("denied", "invalid-annotation"),
+    "pod-update.json": ("skipped", "not-a-pod-create"),
+}
+
+
+def test_every_example_is_listed() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.json")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_outcome(injector: Injector, name: str) -> None:
+    body, outcome = injector.review(parse_review((EXAMPLES / name).read_bytes()))
+    assert (outcome.decision, outcome.reason) == EXPECTED[name]
+    assert orjson.loads(body)["response"]["allowed"] is (outcome.decision != "denied")
