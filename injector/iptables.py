@@ -1,8 +1,10 @@
 """The iptables-restore ruleset that sends a Pod's TCP traffic through the proxy.
 
 Outbound TCP from every uid but the proxy's goes to the outbound port; inbound TCP to the Pod
-goes to the inbound port. Loopback, the proxy's own traffic and ports, and the configured
-exclusions are left alone. The init container applies exactly this text with iptables-restore.
+goes to the inbound port. Loopback, the proxy's own traffic, the ports it serves to others
+(health, metrics) and the configured exclusions are left alone; a direct connection to its
+capture or admin ports is itself captured. The init container applies exactly this text with
+iptables-restore.
 """
 
 from collections.abc import Iterable
@@ -15,7 +17,7 @@ class Interception:
     proxy_gid: int
     outbound_port: int
     inbound_port: int
-    proxy_ports: tuple[int, ...]
+    served_ports: tuple[int, ...]  # the proxy's ports that others reach directly
     include_inbound_ports: tuple[int, ...] | None  # None: every port
     exclude_inbound_ports: tuple[int, ...]
     exclude_outbound_ports: tuple[int, ...]
@@ -41,8 +43,8 @@ def ruleset(interception: Interception) -> str:
         "-A PREROUTING -p tcp -j MESH_INBOUND",
         "-A OUTPUT -p tcp -j MESH_OUTPUT",
     ]
-    # Inbound: the proxy's own ports (probes, metrics) and excluded ports reach their listener.
-    for port in _unique((*i.proxy_ports, *i.exclude_inbound_ports)):
+    # Inbound: the proxy's served ports (probes, metrics) and excluded ports reach their listener.
+    for port in _unique((*i.served_ports, *i.exclude_inbound_ports)):
         rules.append(f"-A MESH_INBOUND -p tcp --dport {port} -j RETURN")
     if i.include_inbound_ports is None:
         rules.append("-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT")

@@ -77,7 +77,7 @@ def _interception(config: InjectorConfig, settings: ProxySettings) -> Intercepti
         proxy_gid=config.proxy.gid,
         outbound_port=ports.outbound,
         inbound_port=ports.inbound,
-        proxy_ports=(ports.outbound, ports.inbound, ports.admin, ports.health, ports.metrics),
+        served_ports=(ports.health, ports.metrics),
         include_inbound_ports=settings.include_inbound_ports,
         exclude_inbound_ports=settings.exclude_inbound_ports,
         exclude_outbound_ports=settings.exclude_outbound_ports,

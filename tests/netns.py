@@ -1,0 +1,223 @@
+"""Network namespaces joined by veth pairs, with TCP listeners and clients running inside them.
+
+Every listener answers each connection with one JSON line saying who accepted it: its name,
+the local address, the peer and the original destination (SO_ORIGINAL_DST), so the client's
+output shows exactly where its connection ended up.
+"""
+
+import json
+import os
+import secrets
+import selectors
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+
+TIMEOUT = 5.0
+
+Address = tuple[str, int]
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def run(args: list[str], stdin: str | None = None, timeout: float = TIMEOUT) -> str:
+    """Runs a command, returning its stdout; failing, raises with its stderr."""
+    result = subprocess.run(
+        args, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise CommandFailed(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def unavailable_reason() -> str | None:
+    """Why namespaces cannot be used here (not root, no tools, not permitted), or None."""
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces and apply iptables rules"
+    for tool in ("ip", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"needs the {tool} command"
+    probe = f"probe-{secrets.token_hex(4)}"
+    try:
+        run(["ip", "netns", "add", probe])
+    except (CommandFailed, OSError) as error:
+        return f"cannot create a network namespace (an unprivileged container?): {error}"
+    run(["ip", "netns", "delete", probe])
+    return None
+
+
+@dataclass(frozen=True)
+class Netns:
+    name: str
+
+    def command(
+        self,
+        args: list[str],
+        uid: int | None = None,
+        gid: int | None = None,
+        groups: tuple[int, ...] = (),
+    ) -> list[str]:
+        """The command line running args in this namespace, as uid:gid (and groups) when given."""
+        assert (uid is None) == (gid is None), "give both uid and gid, or neither"
+        prefix = ["ip", "netns", "exec", self.name]
+        if uid is not None:
+            supplementary = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+            prefix += ["setpriv", f"--reuid={uid}", f"--regid={gid}", supplementary]
+        return prefix + args
+
+    def run(self, args: list[str], stdin: str | None = None) -> str:
+        return run(self.command(args), stdin)
+
+    def ip(self, *args: str) -> None:
+        run(["ip", "-n", self.name, *args])
+
+
+def create_netns(role: str) -> Netns:
+    netns = Netns(f"mesh-{role}-{secrets.token_hex(3)}")
+    run(["ip", "netns", "add", netns.name])
+    return netns
+
+
+def delete_netns(netns: Netns) -> None:
+    run(["ip", "netns", "delete", netns.name])
+
+
+def connect(a: Netns, a_cidr: str, b: Netns, b_cidr: str, device: str = "eth0") -> None:
+    """Joins two namespaces with a veth pair named `device` on both ends, up and addressed."""
+    a.ip("link", "add", device, "type", "veth", "peer", "name", device, "netns", b.name)
+    for netns, cidr in ((a, a_cidr), (b, b_cidr)):
+        netns.ip("addr", "add", cidr, "dev", device)
+        netns.ip("link", "set", device, "up")
+        netns.ip("link", "set", "lo", "up")
+
+
+@cache
+def _interpreter() -> str:
+    # Under a system path rather than a virtualenv that an unprivileged uid may not reach.
+    return shutil.which("python3", path=os.defpath) or os.path.realpath(sys.executable)
+
+
+# Listens on each port given and answers every connection with one JSON line (serve), or
+# connects and prints the answer, or the error (dial). Only what starts fast is imported.
+_PROGRAM = r"""
+import json, selectors, socket, sys
+
+SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h, at level SOL_IP
+
+
+def original_dst(conn):
+    try:
+        raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)  # a struct sockaddr_in
+    except OSError:
+        return None
+    return socket.inet_ntoa(raw[4:8]), int.from_bytes(raw[2:4], "big")
+
+
+def serve(name, *ports):
+    selector = selectors.DefaultSelector()
+    for port in ports:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", int(port)))
+        sock.listen(16)
+        selector.register(sock, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            conn, peer = key.fileobj.accept()
+            with conn:
+                report = {
+                    "listener": name,
+                    "local": conn.getsockname(),
+                    "peer": peer,
+                    "original_dst": original_dst(conn),
+                }
+                conn.sendall(json.dumps(report).encode() + b"\n")
+
+
+def dial(host, port):
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as sock:
+            reply = sock.makefile("rb").readline().decode().strip()
+    except OSError as error:
+        reply = json.dumps({"error": str(error)})
+    print(reply or json.dumps({"error": "the listener sent nothing"}))
+
+
+{"serve": serve, "dial": dial}[sys.argv[1]](*sys.argv[2:])
+"""
+
+
+def _program_command(*args: str) -> list[str]:
+    # The source goes on the command line so that no uid needs to read the test tree.
+    return [_interpreter(), "-I", "-S", "-c", _PROGRAM, *args]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A process listening on 0.0.0.0 at each of its ports; start several, then wait for each."""
+
+    name: str
+    ports: list[int]
+    process: subprocess.Popen
+
+    def wait_until_ready(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            ready = selector.select(TIMEOUT) and self.process.stdout.readline() == "ready\n"
+        if not ready:
+            self.process.kill()
+            _, stderr = self.process.communicate(timeout=TIMEOUT)
+            raise CommandFailed(f"listener {self.name} on {self.ports} failed: {stderr.strip()}")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.communicate(timeout=TIMEOUT)
+
+
+def start_listener(netns: Netns, name: str, ports: list[int], uid: int, gid: int) -> Listener:
+    process = subprocess.Popen(
+        netns.command(_program_command("serve", name, *map(str, ports)), uid, gid),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return Listener(name, ports, process)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the listener that accepted a connection saw."""
+
+    listener: str
+    local: Address
+    peer: Address
+    original_dst: Address | None  # None when conntrack has no entry for the connection
+
+
+def dial(
+    netns: Netns,
+    host: str,
+    port: int,
+    uid: int | None = None,
+    gid: int | None = None,
+    groups: tuple[int, ...] = (),
+) -> Reply:
+    """Connects from inside netns, as uid:gid (and groups) when given, and returns who accepted."""
+    output = run(netns.command(_program_command("dial", host, str(port)), uid, gid, groups))
+    fields = json.loads(output)
+    if "error" in fields:
+        raise ConnectionError(
+            f"{host}:{port} from {netns.name} as uid {uid or 0}: {fields['error']}"
+        )
+    return Reply(
+        listener=fields["listener"],
+        local=tuple(fields["local"]),
+        peer=tuple(fields["peer"]),
+        original_dst=tuple(fields["original_dst"]) if fields["original_dst"] else None,
+    )
