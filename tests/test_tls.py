@@ -1,4 +1,4 @@
-"""HTTPS through `python -m injector serve`, with a development CA from `python -m injector certs`."""
+"""HTTPS through `python -m injector serve`, with a CA from `python -m injector certs`."""
 
 import socket
 import ssl
