@@ -6,10 +6,11 @@ from typing import Any
 from admission_data import apply_patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from injection_checks import assert_valid_and_user_objects_intact
 from kubernetes_schema import validate_pod
 
 from injector.engine import Injector
-from injector.keys import INJECTED_CONTAINERS, IPTABLES_VOLUME, PROXY_TMP_VOLUME
+from injector.keys import IPTABLES_VOLUME, PROXY_TMP_VOLUME
 from injector.overrides import OVERRIDES
 
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,12}[a-z0-9])?", fullmatch=True)
@@ -88,10 +89,6 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
-def _without_injected(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    return [i for i in items or [] if i["name"] not in INJECTED_CONTAINERS]
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pod=pods())
 def test_injection_keeps_pods_valid_and_user_objects_intact(injector: Injector, pod: dict) -> None:
@@ -104,17 +101,8 @@ def test_injection_keeps_pods_valid_and_user_objects_intact(injector: Injector, 
     assert {op["op"] for op in outcome.operations} == {"add"}
 
     patched = apply_patch(pod, outcome.operations)
-    validate_pod(patched)
-
-    spec, result = pod["spec"], patched["spec"]
-    assert _without_injected(result["containers"]) == spec["containers"]
-    assert _without_injected(result.get("initContainers")) == spec.get("initContainers", [])
-    user_volumes = spec.get("volumes", [])
-    assert result["volumes"][: len(user_volumes)] == user_volumes
-    assert {IPTABLES_VOLUME, PROXY_TMP_VOLUME} <= {v["name"] for v in result["volumes"]}
-    for field in ("labels", "annotations"):
-        original = pod["metadata"].get(field, {})
-        assert {k: patched["metadata"][field][k] for k in original} == original
+    assert_valid_and_user_objects_intact(pod, patched)
+    assert {IPTABLES_VOLUME, PROXY_TMP_VOLUME} <= {v["name"] for v in patched["spec"]["volumes"]}
 
     again = injector.evaluate(patched, "shop")
     assert (again.reason, again.operations) == ("already-injected", ())
