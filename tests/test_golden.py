@@ -19,7 +19,6 @@ from injector.keys import INIT_CONTAINER, PROXY_CONTAINER
 
 CORPUS = sorted((DATA / "pods").glob("*.yaml"))
 GOLDEN = DATA / "golden"
-INJECTED_NAMES = {INIT_CONTAINER, PROXY_CONTAINER}
 
 
 def load_pod(path: Path) -> dict[str, Any]:
