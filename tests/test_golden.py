@@ -14,6 +14,7 @@ from admission_data import DATA, apply_patch
 from injection_checks import assert_valid_and_user_objects_intact
 from ruamel.yaml import YAML
 
+from injector.config import parse_config
 from injector.engine import Injector, Outcome
 from injector.keys import INIT_CONTAINER, PROXY_CONTAINER
 
@@ -193,3 +194,21 @@ def test_port_conflict_skips_with_a_warning_naming_container_and_port(injector: 
         "the proxy was not injected: container app uses port 15021, "
         "which the proxy needs for health",
     )
+
+
+def test_classic_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
+    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait-ready]}\n")
+    pod = CASES["existing-init-containers"]()
+    outcome = Injector(config).evaluate(pod, "shop")
+    patched = apply_patch(pod, outcome.operations)
+    assert_valid_and_user_objects_intact(pod, patched)
+    assert [c["name"] for c in patched["spec"]["containers"]] == [PROXY_CONTAINER, "catalog"]
+    assert [c["name"] for c in patched["spec"]["initContainers"]] == [
+        "wait-for-db",
+        "migrate",
+        INIT_CONTAINER,
+    ]
+    proxy = patched["spec"]["containers"][0]
+    assert proxy["lifecycle"] == {"postStart": {"exec": {"command": ["proxy", "wait-ready"]}}}
+    annotations = patched["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/default-container"] == "catalog"
