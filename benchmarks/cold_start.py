@@ -16,13 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import fake_secret_manager, load
+from benchmarks import load
 from benchmarks.inputs import Request
 from benchmarks.servers import REPO, WEBHOOK, environment, free_port, start, stop
 from benchmarks.table import ms, table
 from injector.config import InjectorConfig
+from tests.fake_secret_manager import running as fake_secret_manager
 
 FIRST_REVIEW_TIMEOUT = 15.0
+SECRET = "projects/p/secrets/s"
 
 # Runs in a fresh interpreter: the import alone, timed from inside (interpreter start excluded),
 # in wall-clock and in CPU time.
@@ -144,10 +146,11 @@ def measure(request: Request, runs: int, log_dir: Path) -> ColdStart:
         failures,
     )
     config = InjectorConfig().model_dump_json(by_alias=True).encode()
-    with fake_secret_manager.serving(config) as endpoint:
+    with fake_secret_manager() as fake:
+        fake.add_version(SECRET, config)
         secret = {
-            "INJECTOR_CONFIG_SECRET": fake_secret_manager.VERSION,
-            "INJECTOR_SECRET_MANAGER_ENDPOINT": endpoint,
+            "INJECTOR_CONFIG_SECRET": f"{SECRET}/versions/latest",
+            "INJECTOR_SECRET_MANAGER_ENDPOINT": fake.endpoint,
         }
         reviews = _timings(
             {
