@@ -39,6 +39,9 @@ class Outcome:
     overrides: Mapping[str, str] = field(default_factory=dict)
 
 
+NOT_A_POD_CREATE = Outcome("skipped", Reason.NOT_A_POD_CREATE, "only Pod CREATEs are mutated")
+
+
 class MalformedPod(ValueError):
     pass
 
@@ -125,8 +128,7 @@ class Injector:
         """The AdmissionReview response body for a request, and the outcome behind it."""
         request = review.request
         if not request.is_pod_create:
-            outcome = Outcome("skipped", Reason.NOT_A_POD_CREATE, "only Pod CREATEs are mutated")
-            return respond(review), outcome
+            return respond(review), NOT_A_POD_CREATE
         if not isinstance(request.object, dict):
             raise InvalidReview("request.object must be the Pod for a CREATE of pods")
         outcome = self.evaluate(request.object, request.namespace)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from injector.admission import AdmissionRequest, InvalidReview, parse_review, respond
-from injector.engine import Injector, Outcome
+from injector.engine import NOT_A_POD_CREATE, Injector, Outcome
 from injector.policy import Reason
 from injector.refresh import Refreshing
 from injector.sources import Environment, environment
@@ -163,15 +163,12 @@ class Webhook:
         request = review.request
         active = self._config.get() if request.is_pod_create else None
         try:
-            if request.is_pod_create and active is None:
+            if not request.is_pod_create:
+                answer, outcome = respond(review), NOT_A_POD_CREATE  # needs no configuration
+            elif active is None:
                 message = "the injector has no valid configuration; see its logs"
                 outcome = Outcome("denied", Reason.NO_CONFIG, message)
                 answer = self._failed(review, outcome)
-            elif active is None:
-                outcome = Outcome(
-                    "skipped", Reason.NOT_A_POD_CREATE, "only Pod CREATEs are mutated"
-                )
-                answer = respond(review)
             else:
                 answer, outcome = active.injector.review(review)
         except InvalidReview as error:
