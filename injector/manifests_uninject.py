@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from jsonpointer import JsonPointer
 
 from injector.keys import Keys
 from injector.manifests import ManifestError, describe_value
@@ -98,7 +99,7 @@ def _remove_keys(mapping: Any, keys: frozenset[str]) -> None:
 
 
 def _remove_if_empty(pod: dict[str, Any], pointer: str) -> None:
-    *parents, last = (t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:])
+    *parents, last = JsonPointer(pointer).parts
     container: Any = pod
     for token in parents:
         container = container.get(token) if isinstance(container, dict) else None
