@@ -1,0 +1,237 @@
+"""The injector's configuration: a validated model with an embedded default that works as is."""
+
+import hashlib
+import ipaddress
+import re
+from typing import Annotated, Literal, Self, get_args
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from injector.errors import ConfigError, describe_validation_error
+from injector.kube.model import CamelModel
+from injector.kube.names import check_dns_label, check_dns_subdomain
+from injector.kube.quantity import parse_quantity
+from injector.kube.selectors import LabelSelector
+
+LogLevel = Literal["trace", "debug", "info", "warning", "error", "critical", "off"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+
+_IMAGE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::\d+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::\w[\w.-]{0,127})?"
+    r"(?:@sha256:[a-f0-9]{64})?$"
+)
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+IMAGE_FORM = "an image reference such as registry.example.com/mesh/proxy:1.2.3"
+PORT_FORM = "a port number from 1 to 65535"
+CIDR_FORM = "an IPv4 CIDR such as 10.0.0.0/8"
+
+
+def check_image(image: str) -> str:
+    if not _IMAGE.match(image):
+        raise ValueError(f"expected {IMAGE_FORM}")
+    return image
+
+
+def check_quantity(text: str) -> str:
+    parse_quantity(text)
+    return text
+
+
+def cross_field_error(message: str, *fields: str) -> PydanticCustomError:
+    """A rule over several fields, failed; `fields` are their camelCase locations relative to the
+    model that checks them, so that a caller can tell which of its inputs broke the rule."""
+    return PydanticCustomError("cross_field", message, {"fields": fields})
+
+
+def _number_as_text(value: object) -> object:
+    """YAML reads `cpu: 2` as a number; Kubernetes reads it as the quantity "2"."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def normalize_cidr(text: str) -> str:
+    """An IPv4 network in canonical form; the ruleset is IPv4 (iptables, not ip6tables)."""
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"expected {CIDR_FORM}") from None
+    if network.version != 4:
+        raise ValueError(f"expected {CIDR_FORM} (IPv6 is not intercepted)")
+    return str(network)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Image = Annotated[str, AfterValidator(check_image)]
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(check_quantity)]
+Cidr = Annotated[str, AfterValidator(normalize_cidr)]
+Namespace = Annotated[str, AfterValidator(check_dns_label)]
+
+
+class ResourceList(CamelModel):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+    def as_kubernetes(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
+class Resources(CamelModel):
+    requests: ResourceList = ResourceList()
+    limits: ResourceList = ResourceList()
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        for name in ("cpu", "memory"):
+            request, limit = getattr(self.requests, name), getattr(self.limits, name)
+            if request and limit and parse_quantity(request) > parse_quantity(limit):
+                raise cross_field_error(
+                    f"the {name} request {request} is above the {name} limit {limit}",
+                    f"requests.{name}",
+                    f"limits.{name}",
+                )
+        return self
+
+    def as_kubernetes(self) -> dict[str, dict[str, str]]:
+        """The container's `resources`, without empty `requests` or `limits`."""
+        resources = {
+            "requests": self.requests.as_kubernetes(),
+            "limits": self.limits.as_kubernetes(),
+        }
+        return {kind: values for kind, values in resources.items() if values}
+
+
+class ProxyPorts(CamelModel):
+    outbound: Port = 15001
+    inbound: Port = 15006
+    admin: Port = 15000
+    health: Port = 15021
+    metrics: Port = 15090
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        ports = self.model_dump()
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"the proxy's ports must all differ, got {ports}")
+        return self
+
+
+class EnvVar(CamelModel):
+    name: str
+    value: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+        return name
+
+
+class ProxyConfig(CamelModel):
+    image: Image = "docker.io/envoyproxy/envoy:v1.32.3"
+    uid: int = Field(default=1337, ge=1, le=2147483647)
+    gid: int = Field(default=1337, ge=1, le=2147483647)
+    log_level: LogLevel = "info"
+    ports: ProxyPorts = ProxyPorts()
+    health_path: str = Field(default="/healthz/ready", pattern=r"^/\S*$")
+    resources: Resources = Resources(
+        requests=ResourceList(cpu="100m", memory="128Mi"),
+        limits=ResourceList(cpu="2", memory="1Gi"),
+    )
+    env: tuple[EnvVar, ...] = ()
+    args: tuple[str, ...] = ()
+    # Run as the classic proxy's postStart hook when the application is held until the proxy
+    # is ready: it must block until the proxy serves its health port. Native sidecars need none.
+    wait_command: tuple[str, ...] | None = None
+
+
+class InitConfig(CamelModel):
+    image: Image = "registry.k8s.io/build-image/distroless-iptables:v0.8.7"
+    resources: Resources = Resources(
+        requests=ResourceList(cpu="10m", memory="16Mi"),
+        limits=ResourceList(cpu="100m", memory="64Mi"),
+    )
+
+
+class InterceptionConfig(CamelModel):
+    include_inbound_ports: Literal["*"] | tuple[Port, ...] = "*"
+    exclude_inbound_ports: tuple[Port, ...] = ()
+    exclude_outbound_ports: tuple[Port, ...] = ()
+    exclude_outbound_cidrs: tuple[Cidr, ...] = ()
+
+
+class InjectorConfig(CamelModel):
+    annotation_prefix: str = "injector.dev"
+    default_policy: Literal["enabled", "disabled"] = "enabled"
+    excluded_namespaces: tuple[Namespace, ...] = ("kube-system", "kube-public", "kube-node-lease")
+    never_inject_selectors: tuple[LabelSelector, ...] = ()
+    always_inject_selectors: tuple[LabelSelector, ...] = ()
+    native_sidecar: bool = True
+    hold_application_until_proxy_ready: bool = True
+    proxy: ProxyConfig = ProxyConfig()
+    init: InitConfig = InitConfig()
+    interception: InterceptionConfig = InterceptionConfig()
+
+    @field_validator("annotation_prefix")
+    @classmethod
+    def _valid_prefix(cls, prefix: str) -> str:
+        return check_dns_subdomain(prefix)
+
+    @model_validator(mode="after")
+    def _classic_hold_needs_wait_command(self) -> Self:
+        if (
+            not self.native_sidecar
+            and self.hold_application_until_proxy_ready
+            and not self.proxy.wait_command
+        ):
+            raise cross_field_error(
+                "holdApplicationUntilProxyReady with nativeSidecar: false needs "
+                "proxy.waitCommand (a command that blocks until the proxy is ready)",
+                "nativeSidecar",
+                "holdApplicationUntilProxyReady",
+            )
+        return self
+
+    def digest(self) -> str:
+        """A short content hash that names this configuration in logs, status and /healthz."""
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def parse_config(text: str | bytes) -> InjectorConfig:
+    """A configuration from YAML or JSON text; ConfigError naming each field and its problem."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as error:
+        # Only the problem and where: the text around it could hold values worth keeping private.
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if isinstance(error, DuplicateKeyError):  # its problem quotes both values
+            raise ConfigError(f"the configuration repeats a key{where}") from None
+        raise ConfigError(
+            f"the configuration is not valid YAML or JSON: {error.problem}{where}"
+        ) from None
+    except YAMLError:
+        raise ConfigError("the configuration is not valid YAML or JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping of fields (an empty one is {})")
+    try:
+        return InjectorConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None

@@ -1,0 +1,91 @@
+"""Whether a Pod joins the mesh, and why: each decision carries a machine-readable reason."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from injector.core.config import InjectorConfig
+from injector.core.keys import Keys
+from injector.core.status import is_injected
+from injector.errors import InvalidAnnotation
+
+
+class Reason(StrEnum):
+    INJECTED = "injected"
+    NOT_A_POD_CREATE = "not-a-pod-create"
+    EXCLUDED_NAMESPACE = "excluded-namespace"
+    HOST_NETWORK = "host-network"
+    ALREADY_INJECTED = "already-injected"
+    OPTED_OUT = "opted-out"
+    NEVER_INJECT_SELECTOR = "never-inject-selector"
+    NOT_OPTED_IN = "not-opted-in"
+    PORT_CONFLICT = "port-conflict"
+    NAME_CONFLICT = "name-conflict"
+    MALFORMED_POD = "malformed-pod"
+    INVALID_ANNOTATION = "invalid-annotation"
+    NO_CONFIG = "no-config"
+    INTERNAL_ERROR = "internal-error"
+
+
+@dataclass(frozen=True)
+class Decision:
+    inject: bool
+    reason: Reason
+    detail: str  # what decided, in words: which label, annotation, selector or rule
+
+
+def _skip(reason: Reason, detail: str) -> Decision:
+    return Decision(False, reason, detail)
+
+
+def _inject(detail: str) -> Decision:
+    return Decision(True, Reason.INJECTED, detail)
+
+
+def _explicit_choice(
+    keys: Keys, labels: dict[str, str], annotations: dict[str, str]
+) -> tuple[bool, str] | None:
+    """The Pod's own inject=true/false, the label winning over the annotation."""
+    for kind, source in (("label", labels), ("annotation", annotations)):
+        value = source.get(keys.inject)
+        if value is None:
+            continue
+        if value not in ("true", "false"):
+            raise InvalidAnnotation(keys.inject, value, "expected true or false", kind)
+        return value == "true", f"{kind} {keys.inject}={value}"
+    return None
+
+
+def decide(
+    config: InjectorConfig,
+    keys: Keys,
+    namespace: str,
+    host_network: bool,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    container_names: list[str],
+) -> Decision:
+    """Decides in a fixed order; the first rule that applies gives the reason.
+
+    Raises InvalidAnnotation when the Pod's own inject label or annotation is not true/false.
+    """
+    if namespace in config.excluded_namespaces:
+        return _skip(Reason.EXCLUDED_NAMESPACE, f"namespace {namespace} is excluded")
+    if host_network:
+        return _skip(Reason.HOST_NETWORK, "the Pod uses the node's network (hostNetwork: true)")
+    if is_injected(keys, annotations, container_names):
+        return _skip(Reason.ALREADY_INJECTED, "the Pod already has the proxy")
+    choice = _explicit_choice(keys, labels, annotations)
+    if choice is not None:
+        wanted, source = choice
+        return _inject(source) if wanted else _skip(Reason.OPTED_OUT, source)
+    for index, selector in enumerate(config.never_inject_selectors):
+        if selector.matches(labels):
+            return _skip(Reason.NEVER_INJECT_SELECTOR, f"neverInjectSelectors[{index}] matches")
+    for index, selector in enumerate(config.always_inject_selectors):
+        if selector.matches(labels):
+            return _inject(f"alwaysInjectSelectors[{index}] matches")
+    if config.default_policy == "disabled":
+        return _skip(
+            Reason.NOT_OPTED_IN, "the default policy is disabled and the Pod did not opt in"
+        )
+    return _inject("the default policy is enabled")
