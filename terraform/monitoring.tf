@@ -1,12 +1,5 @@
-# Metrics from the function's structured logs: one JSON object per line on stdout
-# (injector/logs.py), which Cloud Logging reads into jsonPayload. A 2nd gen function runs as a
-# Cloud Run service, so its logs are those of that service's revisions.
-locals {
-  run_service_name = reverse(split("/", google_cloudfunctions2_function.injector.service_config[0].service))[0]
-  function_logs    = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.run_service_name}\""
-  review_logs      = "${local.function_logs} AND jsonPayload.message=\"admission review\""
-}
-
+# Log-based metrics read only the function's own lines (logs.tf), never Cloud Run's request log,
+# so they count the same whether keep_request_logs keeps that log or not.
 resource "google_logging_metric" "reviews" {
   project     = var.project_id
   name        = "${var.function_name}/reviews"
@@ -39,7 +32,7 @@ resource "google_logging_metric" "reviews" {
 resource "google_logging_metric" "errors" {
   project     = var.project_id
   name        = "${var.function_name}/errors"
-  description = "Error entries of the function: failed reviews, failed configuration or token loads, crashes and 5xx answers."
+  description = "Error entries of the function and its instances: failed reviews, failed configuration or token loads, crashes."
   filter      = "${local.function_logs} AND severity>=ERROR"
 
   metric_descriptor {
@@ -109,6 +102,28 @@ resource "google_monitoring_alert_policy" "errors" {
     }
   }
 
+  # 5xx answers, counted by Cloud Run itself: no request log entry is needed.
+  conditions {
+    display_name = "More than ${var.alert_error_threshold} 5xx answers in 5 minutes"
+
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${local.run_service_name}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_error_threshold
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
   alert_strategy {
     auto_close = "1800s"
   }
@@ -116,9 +131,9 @@ resource "google_monitoring_alert_policy" "errors" {
   documentation {
     mime_type = "text/markdown"
     content   = <<-EOT
-      The injector function ${var.function_name} logged errors. With failurePolicy Fail, Pods
-      that the webhook selects may be failing to start. Read its logs:
-      `resource.type="cloud_run_revision" AND resource.labels.service_name="${local.run_service_name}" AND severity>=ERROR`.
+      The injector function ${var.function_name} logged errors or answered 5xx. With failurePolicy
+      Fail, Pods that the webhook selects may be failing to start. Read its logs:
+      `${local.function_logs} AND severity>=ERROR`.
       Reviews by decision and reason are in the metric logging.googleapis.com/user/${google_logging_metric.reviews.name}.
     EOT
   }

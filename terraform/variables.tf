@@ -172,14 +172,20 @@ variable "build_service_account" {
   }
 }
 
+variable "keep_request_logs" {
+  description = "Keep Cloud Run's request log of the function (false: a logging exclusion drops it). Each entry holds the request URL, so the URL token, in httpRequest.requestUrl: everyone who may read the project's logs (roles/logging.viewer, roles/viewer and above, and the readers of any sink that exports them) can then call the webhook, for the log bucket's retention (30 days in _Default). The function logs each review itself; the metrics and the alert do not need this log."
+  type        = bool
+  default     = false
+}
+
 variable "alert_notification_channels" {
-  description = "Monitoring notification channels (projects/P/notificationChannels/ID) told when the injector logs errors."
+  description = "Monitoring notification channels (projects/P/notificationChannels/ID) told when the injector logs errors or answers 5xx."
   type        = list(string)
   default     = []
 }
 
 variable "alert_error_threshold" {
-  description = "The alert fires when the injector logs more errors than this within 5 minutes."
+  description = "The alert fires when, within 5 minutes, the injector logs more errors than this, or answers more 5xx responses than this."
   type        = number
   default     = 0
 

@@ -105,9 +105,11 @@ resource "kubernetes_mutating_webhook_configuration_v1" "injector" {
     }
   }
 
-  # Calls start as soon as this exists: the function must take them and know the token.
+  # Calls start as soon as this exists: the function must take them and know the token, and their
+  # request log entries, which carry the token, must already be excluded.
   depends_on = [
     google_cloud_run_v2_service_iam_member.public_invoker,
     google_secret_manager_secret_version.tokens,
+    google_logging_project_exclusion.request_logs,
   ]
 }

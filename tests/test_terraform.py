@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from logging_query import selects
 from pydantic.alias_generators import to_camel
 from terraform_files import (
     REPO,
@@ -454,6 +455,10 @@ def test_token_rotation_never_refuses_a_call(tmp_path: Path) -> None:
 
 # --- monitoring
 
+SERVICE = "mesh-injector"
+PROJECT = "my-project"
+LOG_NAMES = {"local.run_service_name": SERVICE, "var.project_id": PROJECT}
+
 
 @pytest.fixture
 def review_log_line() -> dict[str, Any]:
@@ -514,7 +519,7 @@ def test_review_metrics_read_fields_the_webhook_logs(
 
 
 def test_metrics_count_the_logs_of_the_function_cloud_run_service(terraform: Terraform) -> None:
-    assert terraform.locals["function_logs"] == (
+    assert terraform.locals["run_service_logs"] == (
         'resource.type="cloud_run_revision" AND '
         'resource.labels.service_name="${local.run_service_name}"'
     )
@@ -525,10 +530,159 @@ def test_metrics_count_the_logs_of_the_function_cloud_run_service(terraform: Ter
     assert errors["filter"] == "${local.function_logs} AND severity>=ERROR"
 
 
-def test_alert_fires_on_the_error_metric(terraform: Terraform) -> None:
+def alert_conditions(terraform: Terraform) -> dict[str, dict[str, Any]]:
+    """The alert's threshold conditions, by the metric type they watch."""
+    alert = terraform.resource("google_monitoring_alert_policy.errors")
+    conditions = {}
+    for condition in alert["conditions"]:
+        (threshold,) = condition["condition_threshold"]
+        (metric,) = re.findall(r'metric\.type = "([^"]+)"', threshold["filter"])
+        conditions[metric] = threshold
+    return conditions
+
+
+def test_alert_fires_on_logged_errors_and_on_5xx_answers(terraform: Terraform) -> None:
     alert = terraform.resource("google_monitoring_alert_policy.errors")
     assert alert["notification_channels"] == "${var.alert_notification_channels}"
-    (condition,) = alert["conditions"]
-    (threshold,) = condition["condition_threshold"]
-    assert "${google_logging_metric.errors.name}" in threshold["filter"]
-    assert threshold["comparison"] == "COMPARISON_GT"
+    assert alert["combiner"] == "OR"
+    conditions = alert_conditions(terraform)
+    errors_metric = "logging.googleapis.com/user/${google_logging_metric.errors.name}"
+    answers_metric = "run.googleapis.com/request_count"
+    assert conditions.keys() == {errors_metric, answers_metric}
+    # Cloud Run counts its answers by status class itself: no log entry is read for them.
+    answers = terraform.resolve(conditions[answers_metric]["filter"], LOG_NAMES)
+    assert answers == (
+        f'resource.type = "cloud_run_revision" AND resource.labels.service_name = "{SERVICE}" '
+        f'AND metric.type = "{answers_metric}" AND metric.labels.response_code_class = "5xx"'
+    )
+    for threshold in conditions.values():
+        assert threshold["comparison"] == "COMPARISON_GT"
+        assert threshold["threshold_value"] == "${var.alert_error_threshold}"
+
+
+# --- the URL token and Cloud Logging
+
+EXCLUSION = "google_logging_project_exclusion.request_logs"
+URL_TOKEN = "Q7dPzK2mVx9LrT4sWb8NcY3hJf6GaE1uRk5oMi0vXnZq"
+
+
+def log_entry(
+    log: str, service: str = SERVICE, resource_type: str = "cloud_run_revision", **fields: Any
+) -> dict[str, Any]:
+    """A log entry about a Cloud Run service, in the LogEntry JSON shape."""
+    labels = {
+        "service_name": service,
+        "revision_name": f"{service}-00003-kex",
+        "configuration_name": service,
+        "location": "europe-west1",
+        "project_id": PROJECT,
+    }
+    return {
+        "logName": f"projects/{PROJECT}/logs/{log}",
+        "resource": {"type": resource_type, "labels": labels},
+        **fields,
+    }
+
+
+def request_log_entry(status: int, **where: str) -> dict[str, Any]:
+    """The entry Cloud Run writes for one call: the whole request URL, token included."""
+    http_request = {
+        "requestMethod": "POST",
+        "requestUrl": f"https://{SERVICE}-abc123-ew.a.run.app/{URL_TOKEN}?timeout=10s",
+        "status": status,
+        "userAgent": "kube-apiserver-admission",
+    }
+    severity = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+    return log_entry(
+        "run.googleapis.com%2Frequests", httpRequest=http_request, severity=severity, **where
+    )
+
+
+def stdout_entry(line: dict[str, Any]) -> dict[str, Any]:
+    """A JSON line the function wrote to stdout, as Cloud Logging stores it."""
+    payload = dict(line)
+    severity = payload.pop("severity")
+    return log_entry("run.googleapis.com%2Fstdout", severity=severity, jsonPayload=payload)
+
+
+def test_request_logs_are_dropped_by_default_and_keeping_them_says_what_it_costs(
+    terraform: Terraform,
+) -> None:
+    variable = terraform.variables["keep_request_logs"]
+    assert variable["type"] == "bool"
+    assert variable["default"] is False
+    for cost in ("token", "httpRequest.requestUrl", "roles/logging.viewer", "sink"):
+        assert cost in variable["description"], f"the description does not say: {cost}"
+
+
+@needs_terraform
+@pytest.mark.parametrize(("keep", "exclusions"), [(False, 1), (True, 0)])
+def test_the_exclusion_exists_unless_request_logs_are_kept(
+    terraform: Terraform, tmp_path: Path, keep: bool, exclusions: int
+) -> None:
+    count = re.fullmatch(r"\$\{(.*)\}", terraform.resource(EXCLUSION)["count"])
+    assert count, "the exclusion's count must be an expression"
+    assert evaluate([], {"keep_request_logs": keep}, count[1], tmp_path) == exclusions
+
+
+def test_the_exclusion_drops_the_function_request_log_and_nothing_else(
+    terraform: Terraform, review_log_line: dict[str, Any]
+) -> None:
+    exclusion = terraform.resource(EXCLUSION)
+    assert exclusion["project"] == "${var.project_id}"
+    longest = {"var.function_name": "f" * 26}  # the longest name variables.tf lets through
+    # An exclusion's name: at most 100 letters, digits, '_', '-' and '.', from an alphanumeric.
+    assert re.fullmatch(r"[A-Za-z0-9][\w.-]{0,99}", terraform.resolve(exclusion["name"], longest))
+    query = terraform.resolve(exclusion["filter"], LOG_NAMES)
+    assert query == (
+        f'resource.type="cloud_run_revision" AND resource.labels.service_name="{SERVICE}" '
+        f'AND logName="projects/{PROJECT}/logs/run.googleapis.com%2Frequests"'
+    )
+    for status in (200, 404, 413, 503):
+        assert selects(query, request_log_entry(status))
+    kept = {
+        "another service's request log": request_log_entry(200, service="shop-frontend"),
+        "a function of the 1st gen with the same name": request_log_entry(
+            200, resource_type="cloud_function"
+        ),
+        "the function's review line": stdout_entry(review_log_line),
+        "the function's error line": stdout_entry(
+            {"severity": "ERROR", "message": "loading the URL tokens failed; none loaded"}
+        ),
+        "its stderr": log_entry("run.googleapis.com%2Fstderr", textPayload="Traceback ..."),
+        "a system entry": log_entry("run.googleapis.com%2Fvarlog%2Fsystem", severity="ERROR"),
+    }
+    for what, entry in kept.items():
+        assert not selects(query, entry), f"the exclusion drops {what}"
+
+
+def test_metrics_read_only_the_function_own_lines(
+    terraform: Terraform, review_log_line: dict[str, Any]
+) -> None:
+    queries = {
+        address.removeprefix("google_logging_metric."): terraform.resolve(body["filter"], LOG_NAMES)
+        for address, body in terraform.resources.items()
+        if address.startswith("google_logging_metric.")
+    }
+    assert queries.keys() == {"reviews", "errors", "review_latency"}
+    # A request log entry carrying every field the metrics look for still counts for none.
+    impostor = request_log_entry(503, jsonPayload=dict(review_log_line))
+    request_entries = [request_log_entry(status) for status in (200, 404, 500, 503)] + [impostor]
+    review = stdout_entry(review_log_line)
+    error = stdout_entry({"severity": "ERROR", "message": "review failed", "uid": "0b8e5b8c-1"})
+    crash = log_entry("run.googleapis.com%2Fvarlog%2Fsystem", severity="ERROR")
+    for name, query in queries.items():
+        assert not any(selects(query, entry) for entry in request_entries), name
+    assert selects(queries["reviews"], review) and selects(queries["review_latency"], review)
+    assert not selects(queries["reviews"], error)
+    assert selects(queries["errors"], error) and selects(queries["errors"], crash)
+    assert not selects(queries["errors"], review)
+    alert = terraform.resource("google_monitoring_alert_policy.errors")
+    for body in (alert, *(terraform.resource(f"google_logging_metric.{q}") for q in queries)):
+        assert "keep_request_logs" not in references_in(body, "var")
+
+
+def test_webhook_calls_start_only_once_their_request_logs_are_excluded(
+    terraform: Terraform,
+) -> None:
+    assert f"${{{EXCLUSION}}}" in terraform.resource(WEBHOOK)["depends_on"]
