@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from injector.core.config import parse_config
 from injector.core.engine import Injector, Outcome
 from injector.core.keys import INIT_CONTAINER, PROXY_CONTAINER
+from injector.kube.qos import GUARANTEED, qos_class
 
 CORPUS = sorted((DATA / "pods").glob("*.yaml"))
 GOLDEN = DATA / "golden"
@@ -56,6 +57,7 @@ def as_record(outcome: Outcome) -> dict[str, Any]:
         "detail": outcome.detail,
         "warnings": list(outcome.warnings),
         "overrides": dict(outcome.overrides),
+        "notes": list(outcome.notes),
         "operations": list(outcome.operations),
     }
 
@@ -78,6 +80,7 @@ INJECTED = [
     "existing-init-containers",
     "existing-native-sidecar",
     "generate-name-only",
+    "guaranteed-qos",
     "job-batch",
     "large-env",
     "named-ports",
@@ -212,3 +215,20 @@ def test_classic_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> N
     assert proxy["lifecycle"] == {"postStart": {"exec": {"command": ["proxy", "wait-ready"]}}}
     annotations = patched["metadata"]["annotations"]
     assert annotations["kubectl.kubernetes.io/default-container"] == "catalog"
+
+
+def test_the_guaranteed_pod_stays_guaranteed(injector: Injector) -> None:
+    pod = CASES["guaranteed-qos"]()
+    assert qos_class(pod["spec"]) == GUARANTEED
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    assert qos_class(patched["spec"]) == GUARANTEED
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("windows-pod", "windows-pod"), ("mirror-pod", "mirror-pod")]
+)
+def test_windows_and_mirror_pods_are_skipped_with_their_reason(
+    injector: Injector, name: str, reason: str
+) -> None:
+    outcome = evaluate(injector, CASES[name]())
+    assert (outcome.decision, outcome.reason, outcome.operations) == ("skipped", reason, ())

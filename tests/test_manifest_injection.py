@@ -232,14 +232,17 @@ def test_a_status_the_injector_did_not_write_is_an_error(status: str, problem: s
 def test_explain_says_what_decided_and_shows_what_is_added(injector: Injector) -> None:
     _, workloads = documents_and_workloads(MIXED)
     deployment = workloads[0]
-    text = explanation(deployment, "shop", evaluate(injector, deployment, "shop"))
+    outcome = evaluate(injector, deployment, "shop")
+    [outcome_note] = outcome.notes
+    text = explanation(deployment, "shop", outcome)
     lines = text.splitlines()
-    assert lines[:6] == [
+    assert lines[:7] == [
         "in.yaml document 1: Deployment/web",
         "  namespace: shop",
         "  decision: injected",
         "  reason: injected: the default policy is enabled",
         "  override: injector.dev/log-level=debug",
+        f"  note: {outcome_note}",
         "  changes to spec.template:",
     ]
     assert "    --- Deployment/web spec.template (as written)" in lines

@@ -2,10 +2,11 @@
 
 Everything here depends only on the Pod's effective configuration (the configuration with its
 override annotations applied), never on the rest of the Pod, so one rendering serves every Pod
-with the same overrides.
+with the same overrides (`with_container_resources` then fits it to a Pod's QoS class).
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from injector.core.config import InjectorConfig
@@ -163,4 +164,30 @@ def _volumes(keys: Keys) -> tuple[Json, ...]:
         },
         {"name": XTABLES_LOCK_VOLUME, "emptyDir": {}},
         {"name": PROXY_TMP_VOLUME, "emptyDir": {}},
+    )
+
+
+def with_container_resources(
+    injection: Injection, adjust: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> Injection:
+    """The injection with every container's `resources` replaced by `adjust(resources)`, in its
+    place, and left out when that is empty: how the engine fits the injected containers to the
+    Pod's QoS class."""
+
+    def adjusted(container: Json) -> Json:
+        result = dict(container)
+        if "resources" in result:
+            resources = adjust(result["resources"])
+            if resources:
+                result["resources"] = resources
+            else:
+                del result["resources"]
+        return result
+
+    return replace(
+        injection,
+        leading_init_containers=tuple(map(adjusted, injection.leading_init_containers)),
+        trailing_init_containers=tuple(map(adjusted, injection.trailing_init_containers)),
+        leading_containers=tuple(map(adjusted, injection.leading_containers)),
+        trailing_containers=tuple(map(adjusted, injection.trailing_containers)),
     )

@@ -22,6 +22,7 @@ def explanation(workload: Workload, namespace: str, outcome: Outcome) -> str:
     ]
     lines += [f"{INDENT}override: {key}={value}" for key, value in outcome.overrides.items()]
     lines += [f"{INDENT}warning: {warning}" for warning in outcome.warnings]
+    lines += [f"{INDENT}note: {note}" for note in outcome.notes]
     if outcome.decision == "injected":
         where = workload.template_path or "the Pod"
         lines.append(f"{INDENT}changes to {where}:")
