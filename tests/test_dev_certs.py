@@ -38,12 +38,19 @@ def test_a_second_run_reuses_the_ca_and_issues_a_new_serving_certificate(tmp_pat
     first = certs(tmp_path, "--host", "localhost", "--host", "127.0.0.1")
     assert first.returncode == 0, first.stderr
     assert lines(first.stdout) == [str(tmp_path / name) for name in FILES]
-    assert lines(first.stderr) == [f"created the CA {tmp_path / 'ca.crt'}"]
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    ca_until = f"{ca.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    assert lines(first.stderr) == [
+        f"created the CA {tmp_path / 'ca.crt'}, valid until {ca_until}",
+        f"issued {tmp_path / 'tls.crt'} for localhost, 127.0.0.1, valid until {ca_until}",
+    ]
     before = contents(tmp_path)
 
     second = certs(tmp_path, "--host", "webhook.example.com")
     assert second.returncode == 0, second.stderr
-    assert lines(second.stderr) == [f"reused the CA {tmp_path / 'ca.crt'}"]
+    reused, issued_line = lines(second.stderr)
+    assert reused == f"reused the CA {tmp_path / 'ca.crt'}, valid until {ca_until}"
+    assert issued_line.startswith(f"issued {tmp_path / 'tls.crt'} for webhook.example.com, ")
     after = contents(tmp_path)
     assert (after["ca.crt"], after["ca.key"]) == (before["ca.crt"], before["ca.key"])
     assert after["tls.crt"] != before["tls.crt"] and after["tls.key"] != before["tls.key"]
@@ -71,8 +78,9 @@ def test_a_serving_certificate_does_not_outlive_its_ca(tmp_path: Path) -> None:
     issued = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     assert issued.not_valid_after_utc == ca.not_valid_after_utc
     assert lines(longer.stderr)[1] == (
-        f"note: the serving certificate is valid until {ca.not_valid_after_utc:%Y-%m-%d}, when "
-        "the CA expires (--force creates a new CA)"
+        f"issued {tmp_path / 'tls.crt'} for localhost, valid until "
+        f"{ca.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, when the CA expires "
+        "(--force creates a new CA)"
     )
 
 

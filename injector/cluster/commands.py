@@ -57,14 +57,17 @@ def _certs(args: argparse.Namespace) -> int:
     from injector.cluster.dev_certs import create_dev_certificates
 
     issued = create_dev_certificates(args.out_dir, args.host, args.days, args.force)
-    ca = issued.paths[0]
-    print(f"{'reused' if issued.reused_ca else 'created'} the CA {ca}", file=sys.stderr)
-    if issued.capped_by_ca:
-        print(
-            f"note: the serving certificate is valid until {issued.valid_until:%Y-%m-%d}, when "
-            f"the CA expires (--force creates a new CA)",
-            file=sys.stderr,
-        )
+    ca, _, serving, _ = issued.paths
+    action = "reused" if issued.reused_ca else "created"
+    print(
+        f"{action} the CA {ca}, valid until {issued.ca_valid_until:%Y-%m-%d %H:%M} UTC",
+        file=sys.stderr,
+    )
+    until = f"{issued.valid_until:%Y-%m-%d %H:%M} UTC"
+    capped = ", when the CA expires (--force creates a new CA)" if issued.capped_by_ca else ""
+    print(
+        f"issued {serving} for {', '.join(args.host)}, valid until {until}{capped}", file=sys.stderr
+    )
     for path in issued.paths:
         print(path)
     return 0

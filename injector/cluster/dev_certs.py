@@ -31,6 +31,7 @@ HOST_FORM = "a DNS name such as localhost or webhook.example.com, or an IP addre
 class DevCertificates:
     paths: list[Path]  # ca.crt, ca.key, tls.crt, tls.key
     reused_ca: bool
+    ca_valid_until: datetime.datetime  # the CA's notAfter (UTC)
     valid_until: datetime.datetime  # the serving certificate's notAfter (UTC)
     capped_by_ca: bool  # valid_until is the CA's own end, before the days asked for
 
@@ -93,6 +94,7 @@ def create_dev_certificates(
     return DevCertificates(
         [out_dir / name for name in (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)],
         reused_ca=existing is not None,
+        ca_valid_until=ca_cert.not_valid_after_utc,
         valid_until=valid_until,
         capped_by_ca=valid_until < requested,
     )
