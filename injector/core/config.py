@@ -218,8 +218,8 @@ def parse_config(text: str | bytes) -> InjectorConfig:
     The text holds only what it changes: a mapping is merged into the default's, key by key, at
     every depth; any other value, a list included, replaces the default's (as Helm merges values
     files). So `proxy: {resources: {limits: {memory: 2Gi}}}` keeps the default requests and CPU
-    limit. Keys are the documents' camelCase names. Raises ConfigError naming each field and its
-    problem.
+    limit. Keys are camelCase (`logLevel`), or the Python names (`log_level`). Raises
+    ConfigError naming each field and its problem.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
@@ -261,7 +261,7 @@ def _document_spelling(model: type[BaseModel], data: dict[str, Any]) -> dict[str
     spelled: dict[str, Any] = {}
     for key, value in data.items():
         field = fields.get(key)
-        name = field.alias or key if field is not None else key
+        name = (field.alias or key) if field is not None else key
         if name != key and name in data:
             name = key
         nested = field.annotation if field is not None else None
