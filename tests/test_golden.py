@@ -157,7 +157,7 @@ def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
     assert {"name": "PROXY_LOG_LEVEL", "value": "debug"} in proxy["env"]
-    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-A MESH_INBOUND -p tcp --dport 8080 -j MESH_IN_REDIRECT" in rules
     assert "-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT" not in rules
     assert "-A MESH_OUTPUT -p tcp --dport 5432 -j RETURN" in rules
@@ -169,7 +169,7 @@ def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
 def test_statefulset_port_is_left_out_of_inbound_capture(injector: Injector) -> None:
     pod = CASES["statefulset-db"]()
     patched = apply_patch(pod, evaluate(injector, pod).operations)
-    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-A MESH_INBOUND -p tcp --dport 5432 -j RETURN" in rules
 
 

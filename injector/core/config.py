@@ -3,11 +3,13 @@
 import hashlib
 import ipaddress
 import re
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 import orjson
+from deepmerge import Merger
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     ValidationError,
@@ -211,7 +213,14 @@ class InjectorConfig(CamelModel):
 
 
 def parse_config(text: str | bytes) -> InjectorConfig:
-    """A configuration from YAML or JSON text; ConfigError naming each field and its problem."""
+    """A configuration from YAML or JSON text, given over the embedded default field by field.
+
+    The text holds only what it changes: a mapping is merged into the default's, key by key, at
+    every depth; any other value, a list included, replaces the default's (as Helm merges values
+    files). So `proxy: {resources: {limits: {memory: 2Gi}}}` keeps the default requests and CPU
+    limit. Keys are camelCase (`logLevel`), or the Python names (`log_level`). Raises
+    ConfigError naming each field and its problem.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -231,7 +240,33 @@ def parse_config(text: str | bytes) -> InjectorConfig:
         raise ConfigError("the configuration is not valid YAML or JSON") from None
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping of fields (an empty one is {})")
+    default = InjectorConfig().model_dump(mode="json", by_alias=True)
+    given = _document_spelling(InjectorConfig, data)
     try:
-        return InjectorConfig.model_validate(data)
+        return InjectorConfig.model_validate(_OVER_DEFAULT.merge(default, given))
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None
+
+
+# Mappings merged key by key; lists, scalars and a change of type replace what was there.
+_OVER_DEFAULT = Merger([(dict, ["merge"]), (list, ["override"])], ["override"], ["override"])
+
+
+def _document_spelling(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every field of `model`, and of the models nested in it, under its camelCase
+    name, as the default is dumped: a field may also be given under its Python name
+    (`log_level`), and must merge with the default's `logLevel`. A field given under both names
+    keeps both, for validation to refuse the second."""
+    fields = {**model.model_fields, **{f.alias: f for f in model.model_fields.values() if f.alias}}
+    spelled: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        name = (field.alias or key) if field is not None else key
+        if name != key and name in data:
+            name = key
+        nested = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, BaseModel):
+            spelled[name] = _document_spelling(nested, value)
+        else:
+            spelled[name] = value
+    return spelled

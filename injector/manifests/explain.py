@@ -44,4 +44,5 @@ def _diff(workload: Workload, outcome: Outcome) -> list[str]:
 def _yaml_lines(pod: dict[str, Any], style: YamlStyle) -> list[str]:
     text = io.StringIO()
     write_yaml_data({key: pod[key] for key in POD_FIELDS if key in pod}, style, text)
-    return text.getvalue().splitlines(keepends=True)
+    text.seek(0)
+    return text.readlines()  # at "\n" only, as YAML breaks lines
