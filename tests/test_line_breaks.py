@@ -33,7 +33,7 @@ def test_explain_keeps_a_scalar_holding_a_line_separator_on_its_line(tmp_path: P
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n"
-        "  annotations:\n    note: 'before\u2028after'\n"
+        "  annotations:\n    remark: 'before\u2028after'\n"
         "spec:\n  containers:\n  - name: web\n    image: nginx\n",
         encoding="utf-8",
     )
@@ -46,10 +46,10 @@ def test_explain_keeps_a_scalar_holding_a_line_separator_on_its_line(tmp_path: P
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    notes = [line for line in lines(result.stdout) if "note: " in line]
-    assert len(notes) == 1, notes
-    assert notes[0].strip().startswith("note: 'before\u2028")
-    assert notes[0].endswith("after'")
+    remarks = [line for line in lines(result.stdout) if "remark: " in line]
+    assert len(remarks) == 1, remarks
+    assert remarks[0].strip().startswith("remark: 'before\u2028")
+    assert remarks[0].endswith("after'")
 
 
 def test_nothing_splits_lines_with_str_splitlines() -> None:

@@ -371,7 +371,7 @@ def test_only_the_resources_set_at_the_pod_level_are_shared() -> None:
     ("config", "annotations", "missing"),
     [
         (
-            "proxy: {resources: {requests: {cpu: 100m, memory: 128Mi}}}",
+            "proxy: {resources: {limits: {cpu: null, memory: null}}}",
             {},
             "mesh-proxy has no cpu limit to set its request to (set proxy.resources.limits.cpu in "
             "the configuration, or the annotation injector.dev/proxy-cpu-limit); mesh-proxy has "
@@ -379,13 +379,13 @@ def test_only_the_resources_set_at_the_pod_level_are_shared() -> None:
             "configuration, or the annotation injector.dev/proxy-memory-limit)",
         ),
         (
-            "init: {resources: {limits: {cpu: 100m}}}",
+            "init: {resources: {limits: {cpu: 100m, memory: null}}}",
             {},
             "mesh-init has no memory limit to set its request to "
             "(set init.resources.limits.memory in the configuration)",
         ),
         (
-            "proxy: {resources: {limits: {cpu: '1'}}}",
+            "proxy: {resources: {limits: {cpu: '1', memory: null}}}",
             CLASSIC,
             "mesh-proxy has no memory limit to set its request to",
         ),
@@ -404,7 +404,7 @@ def test_where_guaranteed_is_impossible_a_warning_says_why(
 
 
 def test_a_proxy_limit_given_by_annotation_makes_it_possible() -> None:
-    config = parse_config("proxy: {resources: {requests: {cpu: 100m, memory: 128Mi}}}")
+    config = parse_config("proxy: {resources: {limits: {cpu: null, memory: null}}}")
     annotations = {
         "injector.dev/proxy-cpu-limit": "300m",
         "injector.dev/proxy-memory-limit": "200Mi",

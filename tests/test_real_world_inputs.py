@@ -18,6 +18,7 @@ import pytest
 import requests
 from admission_data import CAPTURED, apply_patch, decode_patch
 from kubernetes_schema import validate_pod
+from lines import lines
 from ruamel.yaml import YAML
 from server import REPO, Server, run_server
 
@@ -66,7 +67,10 @@ def unlimited_proxy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """The webhook with a configuration whose proxy sets requests but no limits."""
     directory = tmp_path_factory.mktemp("unlimited-proxy")
     config = directory / "config.yaml"
-    config.write_text("proxy:\n  resources:\n    requests: {cpu: 100m, memory: 128Mi}\n")
+    config.write_text(
+        "proxy:\n  resources:\n    requests: {cpu: 100m, memory: 128Mi}\n"
+        "    limits: {cpu: null, memory: null}\n"  # merged over the default: null drops it
+    )
     with run_server(directory, {"INJECTOR_CONFIG_FILE": str(config)}) as running:
         yield running
 
@@ -299,11 +303,13 @@ def test_inject_reports_each_fixture_with_its_reason_and_warnings() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
+    reported = lines(result.stderr)
     where = {path.name: f"{REAL_WORLD / path.name} document 1" for path in REAL_WORLD.iterdir()}
-    assert lines[0] == f"{where['classic-proxy-run-to-completion.yaml']}: Pod/import-run-: injected"
-    assert lines[1].startswith(f"  warning: {RUN_TO_COMPLETION_WARNING}: Never, ")
-    assert lines[2:] == [
+    assert reported[0] == (
+        f"{where['classic-proxy-run-to-completion.yaml']}: Pod/import-run-: injected"
+    )
+    assert reported[1].startswith(f"  warning: {RUN_TO_COMPLETION_WARNING}: Never, ")
+    assert reported[2:] == [
         f"{where['guaranteed-qos.yaml']}: Pod/pinned-matcher: injected",
         f"{where['mirror-pod.yaml']}: Pod/edge-cache-node-a: skipped (mirror-pod)",
         f"{where['other-mesh-istio.yaml']}: Deployment/cart: skipped (other-mesh)",
@@ -381,8 +387,11 @@ def test_explain_says_why_for_each_fixture(
     capsys: pytest.CaptureFixture[str], name: str, expected: list[str]
 ) -> None:
     assert main(["explain", "-f", str(REAL_WORLD / name)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    said = [line for line in lines if line.startswith(("  reason:", "  warning:", "  note:"))]
+    said = [
+        line
+        for line in lines(capsys.readouterr().out)
+        if line.startswith(("  reason:", "  warning:", "  note:"))
+    ]
     assert len(said) == len(expected)
     for line, start in zip(said, expected, strict=True):
         assert line.startswith(start)
@@ -390,7 +399,7 @@ def test_explain_says_why_for_each_fixture(
 
 def test_explain_says_what_to_do_about_pod_security(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "-f", str(REAL_WORLD / "guaranteed-qos.yaml")]) == 0
-    [note] = [line for line in capsys.readouterr().out.splitlines() if "note:" in line]
+    [note] = [line for line in lines(capsys.readouterr().out) if "note:" in line]
     assert "(pod-security.kubernetes.io/enforce), the API server rejects the injected Pod" in note
     assert "Inject only where the namespace enforces privileged" in note
     assert 'opt the Pod out with the label injector.dev/inject: "false"' in note
@@ -474,8 +483,8 @@ def test_inject_treats_every_workload_kind_like_a_pod(
     path.write_text(WORKLOADS)
     assert main(["inject", "-f", str(path)]) == 0
     output = capsys.readouterr()
-    lines = output.err.splitlines()
-    assert [line for line in lines if not line.startswith("  warning:")] == [
+    reported = lines(output.err)
+    assert [line for line in reported if not line.startswith("  warning:")] == [
         f"{path} document 1: Job/import: injected",
         f"{path} document 2: CronJob/report: injected",
         f"{path} document 3: DaemonSet/win-agent: skipped (windows-pod)",
@@ -483,7 +492,7 @@ def test_inject_treats_every_workload_kind_like_a_pod(
         f"{path} document 5: Deployment/web: skipped (other-mesh)",
         "5 workloads in 5 documents: 3 injected, 2 skipped",
     ]
-    warnings = [line for line in lines if line.startswith("  warning:")]
+    warnings = [line for line in reported if line.startswith("  warning:")]
     assert warnings[0].startswith(f"  warning: {RUN_TO_COMPLETION_WARNING}: OnFailure, ")
     assert warnings[1].startswith(f"  warning: {RUN_TO_COMPLETION_WARNING}: Never, ")
     assert warnings[2].startswith("  warning: the proxy was not injected: Kuma already injected")
