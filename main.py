@@ -1,13 +1,5 @@
 """Cloud Function entry point: the mutating admission webhook `mutate`."""
 
-import functions_framework
-from flask import Request, Response
+from injector.service.function import mutate
 
-from injector.function import answer, load_webhook
-
-webhook = load_webhook()
-
-
-@functions_framework.http
-def mutate(request: Request) -> Response:
-    return answer(webhook, request)
+__all__ = ["mutate"]

@@ -20,7 +20,7 @@ from benchmarks import load
 from benchmarks.inputs import Request
 from benchmarks.servers import REPO, WEBHOOK, environment, free_port, start, stop
 from benchmarks.table import ms, table
-from injector.config import InjectorConfig
+from injector.core.config import InjectorConfig
 from tests.fake_secret_manager import running as fake_secret_manager
 
 FIRST_REVIEW_TIMEOUT = 15.0

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from benchmarks.inputs import Request
 from benchmarks.stats import Percentiles, percentiles
 from benchmarks.table import ms, table
-from injector.logs import JsonFormatter
-from injector.webhook import Webhook
+from injector.service.logs import JsonFormatter
+from injector.service.webhook import Webhook
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,3 @@
-import sys
+from injector.cli import console
 
-from injector.cli import main
-
-sys.exit(main())
+console()

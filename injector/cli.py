@@ -1,27 +1,44 @@
-"""`python -m injector COMMAND`: the webhook server, local-cluster helpers and manifest tools.
+"""`injector COMMAND` (or `python -m injector COMMAND`): the webhook server, local-cluster
+helpers and the manifest tools.
 
-Exit codes: 0 success, 1 invalid input, 2 usage error.
+Every failure the injector names is an `InjectorError`: it is printed here, once, as
+`error: <message>` on stderr, and becomes the command's exit code (1). Usage errors exit 2.
 """
 
 import argparse
 import signal
 import sys
 
-from injector import manifest_commands, server_commands
+from injector.cluster import commands as cluster_commands
+from injector.errors import InjectorError
+from injector.manifests import commands as manifest_commands
+from injector.service import serve
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand, each with its own help."""
+    root = argparse.ArgumentParser(
+        prog="injector",
+        description="Sidecar proxy injector for Kubernetes service meshes.",
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.add_command(commands)
+    cluster_commands.add_commands(commands)
+    manifest_commands.add_commands(commands)
+    return root
+
+
+def console() -> None:
+    """The `injector` command: runs main on the process's arguments and exits with its code."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `injector ... | head` ends quietly
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m injector",
-        description="Sidecar proxy injector for Kubernetes service meshes.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    server_commands.add_commands(commands)
-    manifest_commands.add_commands(commands)
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
-    return args.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """Runs one command; returns its exit code (argparse exits 2 itself on a usage error)."""
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InjectorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code

@@ -1,7 +1,7 @@
 import pytest
 
-from injector.config import InjectorConfig
-from injector.engine import Injector
+from injector.core.config import InjectorConfig
+from injector.core.engine import Injector
 
 
 @pytest.fixture(scope="session")

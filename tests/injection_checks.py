@@ -4,7 +4,7 @@ from typing import Any
 
 from kubernetes_schema import validate_pod
 
-from injector.keys import INJECTED_CONTAINERS
+from injector.core.keys import INJECTED_CONTAINERS
 
 _LISTS = ("initContainers", "containers", "volumes")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import kubernetes_validate
 
-from injector.names import check_label_value, check_qualified_name
-from injector.quantity import parse_quantity
+from injector.kube.names import check_label_value, check_qualified_name
+from injector.kube.quantity import parse_quantity
 
 KUBERNETES_VERSION = "1.32.0"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -35,13 +35,13 @@ class Server:
     def log_entries(self) -> list[dict]:
         """The JSON lines the server wrote to stdout (its structured logs)."""
         entries = []
-        for line in self.log_text().splitlines():
+        for line in self.log_text().split("\n"):
             if line.startswith("{"):
                 entries.append(orjson.loads(line))
         return entries
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -82,7 +82,7 @@ def run_server(
             command, cwd=REPO, env=environment, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
-        _wait_for_port(port, process, log_path, timeout)
+        wait_for_port(port, process, log_path, timeout)
         yield Server(f"{scheme}://127.0.0.1:{port}", process, log_path)
     finally:
         process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown

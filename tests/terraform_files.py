@@ -172,3 +172,23 @@ def evaluate(
     )
     assert result.returncode == 0, f"terraform console failed:\n{result.stderr}"
     return json.loads(json.loads(result.stdout.strip()))
+
+
+def function_source_files(terraform: Terraform) -> set[str]:
+    """The files terraform/source.tf archives for the function, found the way Terraform's
+    fileset does (paths relative to the repository)."""
+    assert terraform.locals["repository_root"] == "${path.module}/.."
+    expression = terraform.locals["function_source_files"]
+    shape = re.fullmatch(r"\$\{setunion\(\[(?P<files>[^\]]*)\], (?P<filesets>.*)\)\}", expression)
+    assert shape, (
+        f"function_source_files is no longer setunion([files], fileset(...)): {expression}"
+    )
+    files = set(re.findall(r'"([^"]+)"', shape["files"]))
+    patterns = re.findall(r'fileset\(local\.repository_root, "([^"]+)"\)', shape["filesets"])
+    rebuilt = ", ".join(f'fileset(local.repository_root, "{pattern}")' for pattern in patterns)
+    assert shape["filesets"] == rebuilt, f"unexpected include rule: {shape['filesets']}"
+    for pattern in patterns:
+        files |= {
+            path.relative_to(REPO).as_posix() for path in REPO.glob(pattern) if path.is_file()
+        }
+    return files

@@ -6,7 +6,8 @@ import orjson
 import pytest
 from admission_data import captured
 
-from injector.admission import InvalidReview, parse_review, respond
+from injector.errors import InvalidReview
+from injector.service.admission import AdmissionResponse, parse_review
 
 
 def test_unknown_fields_are_ignored_so_newer_api_servers_do_no_harm() -> None:
@@ -56,7 +57,8 @@ def test_a_body_that_is_not_an_admission_review_says_what_is_wrong(body: bytes, 
 def test_response_echoes_api_version_and_uid_and_encodes_the_patch() -> None:
     review = parse_review(captured("j-deployment-pod-v1beta1.json"))
     patch = [{"op": "add", "path": "/metadata/labels/a", "value": "b"}]
-    answer = orjson.loads(respond(review, patch=patch, warnings=["careful"]))
+    response = AdmissionResponse.to(review).with_patch(patch).with_warnings(["careful"])
+    answer = orjson.loads(response.into_review())
     assert answer == {
         "apiVersion": "admission.k8s.io/v1beta1",
         "kind": "AdmissionReview",
@@ -72,9 +74,29 @@ def test_response_echoes_api_version_and_uid_and_encodes_the_patch() -> None:
 
 def test_denial_carries_a_status_message() -> None:
     review = parse_review(captured("b-minimal-pod.json"))
-    answer = orjson.loads(respond(review, allowed=False, status_code=400, status_message="no"))
+    answer = orjson.loads(AdmissionResponse.to(review).deny(400, "no").into_review())
     assert answer["response"] == {
         "uid": review.request.uid,
         "allowed": False,
         "status": {"code": 400, "message": "no"},
     }
+
+
+def test_a_denial_carries_no_patch_but_keeps_its_warnings() -> None:
+    review = parse_review(captured("b-minimal-pod.json"))
+    patch = [{"op": "add", "path": "/metadata/labels/a", "value": "b"}]
+    response = AdmissionResponse.to(review).with_patch(patch).with_warnings(["why"])
+    answer = orjson.loads(response.deny(400, "no").into_review())["response"]
+    assert answer == {
+        "uid": review.request.uid,
+        "allowed": False,
+        "warnings": ["why"],
+        "status": {"code": 400, "message": "no"},
+    }
+
+
+def test_a_pod_create_whose_object_is_not_a_pod_is_not_a_review() -> None:
+    body = orjson.loads(captured("b-minimal-pod.json"))
+    body["request"]["object"] = [1, 2]
+    with pytest.raises(InvalidReview, match=r"request.object must be the Pod for a CREATE of pods"):
+        parse_review(orjson.dumps(body))

@@ -2,12 +2,11 @@
 
 import orjson
 import pytest
-from admission_data import apply_patch, captured, decode_patch
+from admission_data import apply_patch, captured, decode_patch, respond
 from kubernetes_schema import validate_pod
 
-from injector.admission import parse_review
-from injector.engine import Injector
-from injector.keys import INIT_CONTAINER, PROXY_CONTAINER
+from injector.core.engine import Injector
+from injector.core.keys import INIT_CONTAINER, PROXY_CONTAINER
 
 POD_CREATES = [
     "a-deployment-pod.json",
@@ -34,8 +33,7 @@ NOT_MUTATED = [
 
 
 def review(injector: Injector, body: bytes) -> tuple[dict, object]:
-    answer, outcome = injector.review(parse_review(body))
-    return orjson.loads(answer), outcome
+    return respond(injector, body)
 
 
 @pytest.mark.parametrize("name", POD_CREATES)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from injector.config import ConfigError, InjectorConfig, parse_config
+from injector.core.config import InjectorConfig, parse_config
+from injector.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "config.yaml"
 

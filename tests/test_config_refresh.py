@@ -17,14 +17,14 @@ from admission_data import apply_patch, captured, decode_patch
 from fake_secret_manager import FakeSecretManager, running
 from server import run_server
 
-from injector import sources
-from injector import webhook as webhook_module
-from injector.config import parse_config
-from injector.keys import PROXY_CONTAINER
-from injector.logs import JsonFormatter
-from injector.refresh import RETRY_SECONDS, Refreshing
-from injector.secret_manager import SecretReader
-from injector.webhook import Webhook
+from injector.core.config import parse_config
+from injector.core.keys import PROXY_CONTAINER
+from injector.service import sources
+from injector.service import webhook as webhook_module
+from injector.service.logs import JsonFormatter
+from injector.service.refresh import RETRY_SECONDS, Refreshing
+from injector.service.secret_manager import SecretReader
+from injector.service.webhook import Webhook
 
 CONFIG = "projects/shop-prod/secrets/injector-config"
 TOKENS = "projects/shop-prod/secrets/injector-tokens"

@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import orjson
 import pytest
+from admission_data import respond
 
-from injector.admission import parse_review
-from injector.engine import Injector
+from injector.core.engine import Injector
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "admission-reviews"
 EXPECTED = {
@@ -25,6 +24,6 @@ def test_every_example_is_listed() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_outcome(injector: Injector, name: str) -> None:
-    body, outcome = injector.review(parse_review((EXAMPLES / name).read_bytes()))
+    answer, outcome = respond(injector, (EXAMPLES / name).read_bytes())
     assert (outcome.decision, outcome.reason) == EXPECTED[name]
-    assert orjson.loads(body)["response"]["allowed"] is (outcome.decision != "denied")
+    assert answer["response"]["allowed"] is (outcome.decision != "denied")

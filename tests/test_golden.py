@@ -14,9 +14,9 @@ from admission_data import DATA, apply_patch
 from injection_checks import assert_valid_and_user_objects_intact
 from ruamel.yaml import YAML
 
-from injector.config import parse_config
-from injector.engine import Injector, Outcome
-from injector.keys import INIT_CONTAINER, PROXY_CONTAINER
+from injector.core.config import parse_config
+from injector.core.engine import Injector, Outcome
+from injector.core.keys import INIT_CONTAINER, PROXY_CONTAINER
 
 CORPUS = sorted((DATA / "pods").glob("*.yaml"))
 GOLDEN = DATA / "golden"

@@ -11,7 +11,7 @@ from admission_data import CAPTURED, apply_patch, captured, decode_patch
 from kubernetes_schema import validate_pod
 from server import Server, run_server
 
-from injector.webhook import MAX_BODY_BYTES
+from injector.service.webhook import MAX_BODY_BYTES
 
 # Exactly the headers a v1.32 API server sends, in its order (Content-Length is added).
 API_SERVER_HEADERS = {

@@ -25,10 +25,10 @@ from netns import (
     unavailable_reason,
 )
 
-from injector.config import InjectorConfig
-from injector.engine import Injector
-from injector.iptables import Interception, ruleset
-from injector.patch import Operation, escape
+from injector.core.config import InjectorConfig
+from injector.core.engine import Injector
+from injector.core.iptables import Interception, ruleset
+from injector.kube.patch import Operation, escape
 
 pytestmark = pytest.mark.root
 

@@ -1,7 +1,6 @@
 """`python -m injector inject|uninject|explain`: end to end as a process, and each behaviour of
 the commands in this process."""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -14,8 +13,8 @@ import pytest
 from ruamel.yaml import YAML
 from test_manifest_injection import webhook_template
 
-from injector import manifest_commands
-from injector.engine import Injector
+from injector.cli import main
+from injector.core.engine import Injector
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = Path(__file__).parent / "data" / "manifests"
@@ -174,10 +173,7 @@ def no_injector_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    manifest_commands.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return main(list(argv))
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

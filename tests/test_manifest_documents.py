@@ -6,10 +6,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from injector.manifests import ManifestError, YamlStyle
-from injector.manifests_read import guess_style, parse_documents, read_documents
-from injector.manifests_workloads import find_workloads
-from injector.manifests_write import to_plain, write_json, write_yaml
+from injector.errors import ManifestError
+from injector.manifests.documents import YamlStyle
+from injector.manifests.read import guess_style, parse_documents, read_documents
+from injector.manifests.workloads import find_workloads
+from injector.manifests.write import to_plain, write_json, write_yaml
 
 MANIFESTS = Path(__file__).parent / "data" / "manifests"
 

@@ -7,21 +7,21 @@ from typing import Any
 
 import orjson
 import pytest
-from admission_data import apply_patch, decode_patch
+from admission_data import apply_patch, decode_patch, respond
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_schema import validate_object, validate_pod_rules
 
-from injector.admission import parse_review
-from injector.engine import Injector
-from injector.keys import Keys
-from injector.manifests import Document, ManifestError, YamlStyle
-from injector.manifests_explain import explanation
-from injector.manifests_inject import evaluate, inject, namespace_for
-from injector.manifests_read import parse_documents
-from injector.manifests_uninject import uninject
-from injector.manifests_workloads import Workload, find_workloads
-from injector.manifests_write import to_plain, write_yaml
+from injector.core.engine import Injector
+from injector.core.keys import Keys
+from injector.errors import ManifestError
+from injector.manifests.documents import Document, YamlStyle
+from injector.manifests.explain import explanation
+from injector.manifests.inject import evaluate, inject, namespace_for
+from injector.manifests.read import parse_documents
+from injector.manifests.uninject import uninject
+from injector.manifests.workloads import Workload, find_workloads
+from injector.manifests.write import to_plain, write_yaml
 
 MANIFESTS = Path(__file__).parent / "data" / "manifests"
 KEYS = Keys("injector.dev")
@@ -39,8 +39,8 @@ def webhook_template(injector: Injector, template: dict[str, Any], namespace: st
         "object": pod,
     }
     body = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
-    answer, _ = injector.review(parse_review(orjson.dumps(body)))
-    response = orjson.loads(answer)["response"]
+    answer, _ = respond(injector, orjson.dumps(body))
+    response = answer["response"]
     assert response["allowed"]
     if "patch" in response:
         pod = apply_patch(pod, decode_patch(response))
@@ -204,8 +204,8 @@ def test_uninject_leaves_a_workload_without_status_alone() -> None:
 @pytest.mark.parametrize(
     ("status", "problem"),
     [
-        ("not json", " is not a JSON object"),
-        ("[1]", " is not a JSON object"),
+        ("not json", ": the value is not a JSON object"),
+        ("[1]", ": the value is not a JSON object"),
         ('{"containers": "mesh-proxy"}', ": containers must be a list of strings, not a string"),
         ('{"created": ["metadata"]}', ": created must list JSON Pointers"),
     ],

@@ -2,7 +2,7 @@
 
 import jsonpatch
 
-from injector.patch import add_to_array, add_to_object, escape
+from injector.kube.patch import add_to_array, add_to_object, escape
 
 
 def test_escape_replaces_tilde_before_slash() -> None:

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from injector.config import InjectorConfig, parse_config
-from injector.engine import Injector
+from injector.core.config import InjectorConfig, parse_config
+from injector.core.engine import Injector
 
 
 def pod(labels: dict | None = None, annotations: dict | None = None, **spec: Any) -> dict:

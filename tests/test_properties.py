@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from injection_checks import assert_valid_and_user_objects_intact
 from kubernetes_schema import validate_pod
 
-from injector.engine import Injector
-from injector.keys import IPTABLES_VOLUME, PROXY_TMP_VOLUME
-from injector.overrides import OVERRIDES
+from injector.core.engine import Injector
+from injector.core.keys import IPTABLES_VOLUME, PROXY_TMP_VOLUME
+from injector.core.settings import OVERRIDES
 
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,12}[a-z0-9])?", fullmatch=True)
 label_values = st.from_regex(r"([a-z0-9]([a-z0-9._-]{0,10}[a-z0-9])?)?", fullmatch=True)

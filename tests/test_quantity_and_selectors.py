@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from injector.quantity import parse_quantity
-from injector.selectors import LabelSelector
+from injector.kube.quantity import parse_quantity
+from injector.kube.selectors import LabelSelector
 
 
 @pytest.mark.parametrize(

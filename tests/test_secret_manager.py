@@ -11,7 +11,8 @@ import pytest
 from fake_secret_manager import FakeSecretManager, running
 from server import REPO, free_port
 
-from injector.secret_manager import SecretReader, SecretUnavailable
+from injector.errors import SecretUnavailable
+from injector.service.secret_manager import SecretReader
 
 SECRET = "projects/shop-prod/secrets/injector-config"
 PAYLOAD = "proxy: {image: registry.example.com/mesh/proxy:hush-7f3a}"

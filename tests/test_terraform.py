@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,17 @@ from terraform_files import (
     TERRAFORM_DIR,
     Terraform,
     evaluate,
+    function_source_files,
     references_in,
     strings_in,
     terraform_binary,
 )
 
-from injector.config import InjectorConfig, parse_config
-from injector.logs import JsonFormatter
-from injector.sources import TOKEN, SecretConfig, SecretTokens, environment, parse_tokens
-from injector.webhook import Webhook
-from injector.webhook_config import build_webhook_configuration
+from injector.cluster.webhook_config import build_webhook_configuration
+from injector.core.config import InjectorConfig, parse_config
+from injector.service.logs import JsonFormatter
+from injector.service.sources import TOKEN, SecretConfig, SecretTokens, environment, parse_tokens
+from injector.service.webhook import Webhook
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 # Offline: no external modules to download, and only the Terraform framework.
@@ -110,14 +112,21 @@ def test_checkov_finds_no_failed_check() -> None:
 
 
 def http_function_in_main_py() -> str:
-    """The function that main.py declares with @functions_framework.http."""
+    """The one function main.py exports, checked to load as an HTTP function the way
+    functions-framework loads the deployed source."""
     tree = ast.parse((REPO / "main.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            for decorator in node.decorator_list:
-                if ast.unparse(decorator) == "functions_framework.http":
-                    return node.name
-    raise AssertionError("main.py declares no @functions_framework.http function")
+    (exported,) = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__"
+    )
+    program = (
+        "import functions_framework, sys\n"
+        f"app = functions_framework.create_app(target={exported!r}, source='main.py')\n"
+        "assert app.test_client().get('/healthz').status_code == 200\n"
+    )
+    subprocess.run([sys.executable, "-c", program], cwd=REPO, check=True, capture_output=True)
+    return exported
 
 
 def test_function_runs_main_py_http_function_on_python312(terraform: Terraform) -> None:
@@ -161,25 +170,6 @@ def imported_repository_files(entry: str) -> set[str]:
     return found
 
 
-def archive_file_list(terraform: Terraform) -> set[str]:
-    """The files the archive's include rules select, found the way Terraform's fileset does."""
-    assert terraform.locals["repository_root"] == "${path.module}/.."
-    expression = terraform.locals["function_source_files"]
-    shape = re.fullmatch(r"\$\{setunion\(\[(?P<files>[^\]]*)\], (?P<filesets>.*)\)\}", expression)
-    assert shape, (
-        f"function_source_files is no longer setunion([files], fileset(...)): {expression}"
-    )
-    files = set(re.findall(r'"([^"]+)"', shape["files"]))
-    patterns = re.findall(r'fileset\(local\.repository_root, "([^"]+)"\)', shape["filesets"])
-    rebuilt = ", ".join(f'fileset(local.repository_root, "{pattern}")' for pattern in patterns)
-    assert shape["filesets"] == rebuilt, f"unexpected include rule: {shape['filesets']}"
-    for pattern in patterns:
-        files |= {
-            path.relative_to(REPO).as_posix() for path in REPO.glob(pattern) if path.is_file()
-        }
-    return files
-
-
 def test_archive_holds_exactly_the_runtime_files(terraform: Terraform) -> None:
     archive = terraform.data_sources["archive_file.function_source"]
     assert archive["type"] == "zip"
@@ -193,7 +183,7 @@ def test_archive_holds_exactly_the_runtime_files(terraform: Terraform) -> None:
         "filename": "${source.value}",
     }
 
-    files = archive_file_list(terraform)
+    files = function_source_files(terraform)
     assert files == runtime_files()
     assert imported_repository_files("main.py") <= files, "main.py imports a file left out"
     assert not any(f.startswith(("tests/", "terraform/")) or "__pycache__" in f for f in files)
@@ -227,7 +217,7 @@ def test_function_stays_warm_and_serves_requests_concurrently(terraform: Terrafo
 
 
 def environment_variables_read_by_sources() -> set[str]:
-    tree = ast.parse((REPO / "injector" / "sources.py").read_text())
+    tree = ast.parse((REPO / "injector" / "service" / "sources.py").read_text())
     return {
         node.value
         for node in ast.walk(tree)

@@ -10,8 +10,8 @@ from kubernetes_schema import validate_object
 from ruamel.yaml import YAML
 from server import REPO
 
-from injector.config import InjectorConfig
-from injector.webhook_config import build_webhook_configuration
+from injector.cluster.webhook_config import build_webhook_configuration
+from injector.core.config import InjectorConfig
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -9,15 +9,15 @@ import orjson
 import pytest
 from admission_data import captured
 
-from injector.config import InjectorConfig
-from injector.engine import Injector
-from injector.logs import JsonFormatter
-from injector.refresh import Refreshing
-from injector.webhook import ActiveConfig, Webhook
+from injector.core.config import InjectorConfig
+from injector.core.engine import Injector
+from injector.service.logs import JsonFormatter
+from injector.service.refresh import Refreshing
+from injector.service.webhook import ActiveConfig, Webhook
 
 
 class BrokenInjector(Injector):
-    def review(self, review):
+    def evaluate(self, pod, namespace):
         raise RuntimeError("renderer exploded with internal detail xyz")
 
 

@@ -14,7 +14,8 @@ import orjson
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from injector.manifests import Document, ManifestError, YamlStyle, describe_value
+from injector.errors import ManifestError, describe_value
+from injector.manifests.documents import Document, YamlStyle
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"

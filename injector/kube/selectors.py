@@ -2,22 +2,16 @@
 
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, model_validator
 
-from injector.names import check_label_value, check_qualified_name
+from injector.kube.model import CamelModel
+from injector.kube.names import check_label_value, check_qualified_name
 
 LabelKey = Annotated[str, AfterValidator(check_qualified_name)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
-class LabelSelectorRequirement(_Model):
+class LabelSelectorRequirement(CamelModel):
     key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: tuple[LabelValue, ...] = ()
@@ -43,10 +37,10 @@ class LabelSelectorRequirement(_Model):
                 return self.key not in labels
 
 
-class LabelSelector(_Model):
+class LabelSelector(CamelModel):
     """Matches when every label and every expression matches; an empty selector matches all."""
 
-    match_labels: dict[LabelKey, LabelValue] = {}
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
     def matches(self, labels: dict[str, str]) -> bool:

@@ -10,8 +10,9 @@ import base64
 from typing import Any
 from urllib.parse import urlsplit
 
-from injector.config import InjectorConfig
-from injector.keys import Keys
+from injector.core.config import InjectorConfig
+from injector.core.keys import Keys
+from injector.errors import InvalidArgument
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_NAME = "mesh-injector"
@@ -26,9 +27,9 @@ def check_webhook_url(url: str) -> str:
     """The API server accepts an https URL with a path, but no query, fragment or user info."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise ValueError(f"the webhook URL must be https://host[:port][/path], got {url!r}")
+        raise InvalidArgument(f"the webhook URL must be https://host[:port][/path], got {url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("the webhook URL may not carry a query, a fragment or user info")
+        raise InvalidArgument("the webhook URL may not carry a query, a fragment or user info")
     return url
 
 
@@ -43,9 +44,9 @@ def build_webhook_configuration(
     name: str = DEFAULT_NAME,
 ) -> dict[str, Any]:
     if failure_policy not in ("Fail", "Ignore"):
-        raise ValueError("failurePolicy must be Fail or Ignore")
+        raise InvalidArgument("failurePolicy must be Fail or Ignore")
     if not 1 <= timeout_seconds <= 30:
-        raise ValueError("timeoutSeconds must be from 1 to 30")
+        raise InvalidArgument("timeoutSeconds must be from 1 to 30")
     client_config: dict[str, Any] = {"url": check_webhook_url(url)}
     if ca_bundle_pem:
         client_config["caBundle"] = base64.b64encode(ca_bundle_pem).decode()

@@ -4,11 +4,11 @@ import difflib
 import io
 from typing import Any
 
-from injector.engine import Outcome
-from injector.manifests import YamlStyle
-from injector.manifests_inject import injected_pod
-from injector.manifests_workloads import POD_FIELDS, Workload
-from injector.manifests_write import write_yaml_data
+from injector.core.engine import Outcome
+from injector.manifests.documents import YamlStyle
+from injector.manifests.inject import injected_pod
+from injector.manifests.workloads import POD_FIELDS, Workload
+from injector.manifests.write import write_yaml_data
 
 INDENT = "  "
 

@@ -1,15 +1,16 @@
-"""What is injected into a Pod for given settings: containers, volumes, annotations, labels.
+"""What is injected into a Pod: containers, volumes, annotations and labels.
 
-Everything here depends only on the configuration and the Pod's settings, never on the rest of
-the Pod, so one rendering serves every Pod with the same settings.
+Everything here depends only on the Pod's effective configuration (the configuration with its
+override annotations applied), never on the rest of the Pod, so one rendering serves every Pod
+with the same overrides.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from injector.config import InjectorConfig
-from injector.iptables import Interception, ruleset
-from injector.keys import (
+from injector.core.config import InjectorConfig
+from injector.core.iptables import Interception, ruleset
+from injector.core.keys import (
     INIT_CONTAINER,
     IPTABLES_VOLUME,
     PROXY_CONTAINER,
@@ -17,7 +18,6 @@ from injector.keys import (
     XTABLES_LOCK_VOLUME,
     Keys,
 )
-from injector.overrides import ProxySettings
 
 IPTABLES_DIR = "/etc/mesh/iptables"
 IPTABLES_FILE = "rules"
@@ -50,12 +50,13 @@ class Injection:
         return [v["name"] for v in self.volumes]
 
 
-def render(config: InjectorConfig, settings: ProxySettings) -> Injection:
+def render(config: InjectorConfig) -> Injection:
+    """What to add for a Pod's effective configuration (see `injector.core.settings`)."""
     keys = Keys(config.annotation_prefix)
     init = _init_container(config)
-    proxy = _proxy_container(config, settings)
-    native = settings.native_sidecar
-    hold_classic = not native and settings.hold_application
+    proxy = _proxy_container(config)
+    native = config.native_sidecar
+    hold_classic = not native and config.hold_application_until_proxy_ready
     return Injection(
         # A native proxy starts right after the rules, so the Pod's own init containers already
         # have it. A classic proxy only starts with the app containers, so its rules come after
@@ -65,23 +66,8 @@ def render(config: InjectorConfig, settings: ProxySettings) -> Injection:
         leading_containers=(proxy,) if hold_classic else (),
         trailing_containers=() if native or hold_classic else (proxy,),
         volumes=_volumes(keys),
-        annotations={keys.iptables_rules: ruleset(_interception(config, settings))},
+        annotations={keys.iptables_rules: ruleset(Interception.from_config(config))},
         labels={keys.injected_label: "true"},
-    )
-
-
-def _interception(config: InjectorConfig, settings: ProxySettings) -> Interception:
-    ports = config.proxy.ports
-    return Interception(
-        proxy_uid=config.proxy.uid,
-        proxy_gid=config.proxy.gid,
-        outbound_port=ports.outbound,
-        inbound_port=ports.inbound,
-        served_ports=(ports.health, ports.metrics),
-        include_inbound_ports=settings.include_inbound_ports,
-        exclude_inbound_ports=settings.exclude_inbound_ports,
-        exclude_outbound_ports=settings.exclude_outbound_ports,
-        exclude_outbound_cidrs=settings.exclude_outbound_cidrs,
     )
 
 
@@ -113,10 +99,11 @@ def _field_env(name: str, field_path: str) -> Json:
     return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": field_path}}}
 
 
-def _proxy_container(config: InjectorConfig, settings: ProxySettings) -> Json:
+def _proxy_container(config: InjectorConfig) -> Json:
     proxy, ports = config.proxy, config.proxy.ports
+    native, hold = config.native_sidecar, config.hold_application_until_proxy_ready
     health_check = {"httpGet": {"path": proxy.health_path, "port": ports.health}}
-    container: Json = {"name": PROXY_CONTAINER, "image": settings.proxy_image}
+    container: Json = {"name": PROXY_CONTAINER, "image": proxy.image}
     if proxy.args:
         container["args"] = list(proxy.args)
     container["env"] = [
@@ -125,7 +112,7 @@ def _proxy_container(config: InjectorConfig, settings: ProxySettings) -> Json:
         _field_env("POD_IP", "status.podIP"),
         _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         _field_env("NODE_NAME", "spec.nodeName"),
-        {"name": "PROXY_LOG_LEVEL", "value": settings.log_level},
+        {"name": "PROXY_LOG_LEVEL", "value": proxy.log_level},
         {"name": "PROXY_OUTBOUND_PORT", "value": str(ports.outbound)},
         {"name": "PROXY_INBOUND_PORT", "value": str(ports.inbound)},
         {"name": "PROXY_ADMIN_PORT", "value": str(ports.admin)},
@@ -138,13 +125,13 @@ def _proxy_container(config: InjectorConfig, settings: ProxySettings) -> Json:
         {"name": "mesh-metrics", "containerPort": ports.metrics, "protocol": "TCP"},
     ]
     container["readinessProbe"] = {**health_check, "periodSeconds": 2, "failureThreshold": 30}
-    if settings.native_sidecar and settings.hold_application:
+    if native and hold:
         # The kubelet starts the next container only once a native sidecar has started.
         container["startupProbe"] = {**health_check, "periodSeconds": 1, "failureThreshold": 600}
-    if not settings.native_sidecar and settings.hold_application and proxy.wait_command:
+    if not native and hold and proxy.wait_command:
         # The kubelet starts the next container only once postStart has returned.
         container["lifecycle"] = {"postStart": {"exec": {"command": list(proxy.wait_command)}}}
-    container["resources"] = _resources(settings)
+    container["resources"] = proxy.resources.as_kubernetes()
     container["securityContext"] = {
         "runAsUser": proxy.uid,
         "runAsGroup": proxy.gid,
@@ -155,19 +142,9 @@ def _proxy_container(config: InjectorConfig, settings: ProxySettings) -> Json:
         "capabilities": {"drop": ["ALL"]},
     }
     container["volumeMounts"] = [{"name": PROXY_TMP_VOLUME, "mountPath": "/tmp"}]
-    if settings.native_sidecar:
+    if native:
         container["restartPolicy"] = "Always"
     return container
-
-
-def _resources(settings: ProxySettings) -> Json:
-    requests = {"cpu": settings.cpu_request, "memory": settings.memory_request}
-    limits = {"cpu": settings.cpu_limit, "memory": settings.memory_limit}
-    resources = {
-        "requests": {k: v for k, v in requests.items() if v},
-        "limits": {k: v for k, v in limits.items() if v},
-    }
-    return {kind: values for kind, values in resources.items() if values}
 
 
 def _volumes(keys: Keys) -> tuple[Json, ...]:

@@ -10,9 +10,13 @@ iptables-restore.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from injector.core.config import InjectorConfig
+
 
 @dataclass(frozen=True)
 class Interception:
+    """What the ruleset redirects, and what it leaves alone."""
+
     proxy_uid: int
     proxy_gid: int
     outbound_port: int
@@ -23,12 +27,30 @@ class Interception:
     exclude_outbound_ports: tuple[int, ...]
     exclude_outbound_cidrs: tuple[str, ...]
 
+    @classmethod
+    def from_config(cls, config: InjectorConfig) -> "Interception":
+        """The interception a (Pod's effective) configuration asks for."""
+        proxy, interception = config.proxy, config.interception
+        include = interception.include_inbound_ports
+        return cls(
+            proxy_uid=proxy.uid,
+            proxy_gid=proxy.gid,
+            outbound_port=proxy.ports.outbound,
+            inbound_port=proxy.ports.inbound,
+            served_ports=(proxy.ports.health, proxy.ports.metrics),
+            include_inbound_ports=None if include == "*" else include,
+            exclude_inbound_ports=interception.exclude_inbound_ports,
+            exclude_outbound_ports=interception.exclude_outbound_ports,
+            exclude_outbound_cidrs=interception.exclude_outbound_cidrs,
+        )
+
 
 def _unique(ports: Iterable[int]) -> list[int]:
     return sorted(set(ports))
 
 
 def ruleset(interception: Interception) -> str:
+    """The `iptables-restore` input (nat table), one rule a line, ending in a newline."""
     i = interception
     rules = [
         "*nat",

@@ -8,20 +8,19 @@ from typing import Annotated, Literal, Self, get_args
 import orjson
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from injector.names import check_dns_label, check_dns_subdomain
-from injector.quantity import parse_quantity
-from injector.selectors import LabelSelector
-from injector.validation import describe_validation_error
+from injector.errors import ConfigError, describe_validation_error
+from injector.kube.model import CamelModel
+from injector.kube.names import check_dns_label, check_dns_subdomain
+from injector.kube.quantity import parse_quantity
+from injector.kube.selectors import LabelSelector
 
 LogLevel = Literal["trace", "debug", "info", "warning", "error", "critical", "off"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
@@ -51,6 +50,12 @@ def check_quantity(text: str) -> str:
     return text
 
 
+def cross_field_error(message: str, *fields: str) -> PydanticCustomError:
+    """A rule over several fields, failed; `fields` are their camelCase locations relative to the
+    model that checks them, so that a caller can tell which of its inputs broke the rule."""
+    return PydanticCustomError("cross_field", message, {"fields": fields})
+
+
 def _number_as_text(value: object) -> object:
     """YAML reads `cpu: 2` as a number; Kubernetes reads it as the quantity "2"."""
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
@@ -74,13 +79,7 @@ Cidr = Annotated[str, AfterValidator(normalize_cidr)]
 Namespace = Annotated[str, AfterValidator(check_dns_label)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
-class ResourceList(_Model):
+class ResourceList(CamelModel):
     cpu: Quantity | None = None
     memory: Quantity | None = None
 
@@ -88,7 +87,7 @@ class ResourceList(_Model):
         return self.model_dump(exclude_none=True)
 
 
-class Resources(_Model):
+class Resources(CamelModel):
     requests: ResourceList = ResourceList()
     limits: ResourceList = ResourceList()
 
@@ -97,10 +96,15 @@ class Resources(_Model):
         for name in ("cpu", "memory"):
             request, limit = getattr(self.requests, name), getattr(self.limits, name)
             if request and limit and parse_quantity(request) > parse_quantity(limit):
-                raise ValueError(f"the {name} request {request} is above the {name} limit {limit}")
+                raise cross_field_error(
+                    f"the {name} request {request} is above the {name} limit {limit}",
+                    f"requests.{name}",
+                    f"limits.{name}",
+                )
         return self
 
     def as_kubernetes(self) -> dict[str, dict[str, str]]:
+        """The container's `resources`, without empty `requests` or `limits`."""
         resources = {
             "requests": self.requests.as_kubernetes(),
             "limits": self.limits.as_kubernetes(),
@@ -108,7 +112,7 @@ class Resources(_Model):
         return {kind: values for kind, values in resources.items() if values}
 
 
-class ProxyPorts(_Model):
+class ProxyPorts(CamelModel):
     outbound: Port = 15001
     inbound: Port = 15006
     admin: Port = 15000
@@ -123,7 +127,7 @@ class ProxyPorts(_Model):
         return self
 
 
-class EnvVar(_Model):
+class EnvVar(CamelModel):
     name: str
     value: str
 
@@ -135,7 +139,7 @@ class EnvVar(_Model):
         return name
 
 
-class ProxyConfig(_Model):
+class ProxyConfig(CamelModel):
     image: Image = "docker.io/envoyproxy/envoy:v1.32.3"
     uid: int = Field(default=1337, ge=1, le=2147483647)
     gid: int = Field(default=1337, ge=1, le=2147483647)
@@ -153,7 +157,7 @@ class ProxyConfig(_Model):
     wait_command: tuple[str, ...] | None = None
 
 
-class InitConfig(_Model):
+class InitConfig(CamelModel):
     image: Image = "registry.k8s.io/build-image/distroless-iptables:v0.8.7"
     resources: Resources = Resources(
         requests=ResourceList(cpu="10m", memory="16Mi"),
@@ -161,14 +165,14 @@ class InitConfig(_Model):
     )
 
 
-class InterceptionConfig(_Model):
+class InterceptionConfig(CamelModel):
     include_inbound_ports: Literal["*"] | tuple[Port, ...] = "*"
     exclude_inbound_ports: tuple[Port, ...] = ()
     exclude_outbound_ports: tuple[Port, ...] = ()
     exclude_outbound_cidrs: tuple[Cidr, ...] = ()
 
 
-class InjectorConfig(_Model):
+class InjectorConfig(CamelModel):
     annotation_prefix: str = "injector.dev"
     default_policy: Literal["enabled", "disabled"] = "enabled"
     excluded_namespaces: tuple[Namespace, ...] = ("kube-system", "kube-public", "kube-node-lease")
@@ -192,9 +196,11 @@ class InjectorConfig(_Model):
             and self.hold_application_until_proxy_ready
             and not self.proxy.wait_command
         ):
-            raise ValueError(
+            raise cross_field_error(
                 "holdApplicationUntilProxyReady with nativeSidecar: false needs "
-                "proxy.waitCommand (a command that blocks until the proxy is ready)"
+                "proxy.waitCommand (a command that blocks until the proxy is ready)",
+                "nativeSidecar",
+                "holdApplicationUntilProxyReady",
             )
         return self
 
@@ -204,12 +210,8 @@ class InjectorConfig(_Model):
         return hashlib.sha256(canonical).hexdigest()[:12]
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names each field and its problem."""
-
-
 def parse_config(text: str | bytes) -> InjectorConfig:
-    """A configuration from YAML or JSON text."""
+    """A configuration from YAML or JSON text; ConfigError naming each field and its problem."""
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError

@@ -1,9 +1,10 @@
-"""Per-Pod overrides: parsed exactly, combined with the configuration, or denied clearly."""
+"""A Pod's effective configuration: overrides parsed exactly, validated by the model, or denied."""
 
 import pytest
 
-from injector.config import InjectorConfig, parse_config
-from injector.overrides import InvalidAnnotation, apply_overrides, default_settings
+from injector.core.config import InjectorConfig, parse_config
+from injector.core.settings import override_annotations, pod_config
+from injector.errors import InvalidAnnotation
 
 CONFIG = parse_config(
     "interception: {excludeOutboundPorts: [25], excludeOutboundCidrs: [10.0.0.0/8]}"
@@ -11,18 +12,18 @@ CONFIG = parse_config(
 
 
 def settings_for(annotations: dict[str, str], config: InjectorConfig = CONFIG):
-    return apply_overrides(default_settings(config), config, annotations)
+    overrides = override_annotations(config, annotations)
+    return pod_config(config, overrides), overrides
 
 
-def test_no_override_gives_the_configured_settings_object_itself() -> None:
-    base = default_settings(CONFIG)
-    settings, applied = apply_overrides(base, CONFIG, {"other.io/x": "y"})
-    assert settings is base
+def test_no_override_gives_the_configuration_object_itself() -> None:
+    config, applied = settings_for({"other.io/x": "y", "injector.dev/inject": "true"})
+    assert config is CONFIG
     assert applied == {}
 
 
 def test_every_override_is_parsed() -> None:
-    settings, applied = settings_for(
+    config, applied = settings_for(
         {
             "injector.dev/proxy-image": "example.com/p:2",
             "injector.dev/proxy-cpu-request": "0.5",
@@ -39,23 +40,28 @@ def test_every_override_is_parsed() -> None:
         }
     )
     assert len(applied) == 12
-    assert settings.proxy_image == "example.com/p:2"
-    assert (settings.cpu_request, settings.cpu_limit) == ("0.5", "1500m")
-    assert (settings.memory_request, settings.memory_limit) == ("1e8", "1Gi")
-    assert settings.log_level == "trace"
-    assert settings.include_inbound_ports == (8080, 9090)
-    assert settings.exclude_inbound_ports == (22,)
+    proxy, interception = config.proxy, config.interception
+    assert proxy.image == "example.com/p:2"
+    assert (proxy.resources.requests.cpu, proxy.resources.limits.cpu) == ("0.5", "1500m")
+    assert (proxy.resources.requests.memory, proxy.resources.limits.memory) == ("1e8", "1Gi")
+    assert proxy.log_level == "trace"
+    assert interception.include_inbound_ports == (8080, 9090)
+    assert interception.exclude_inbound_ports == (22,)
     # Exclusions add to the configured ones; they never remove them.
-    assert settings.exclude_outbound_ports == (25, 5432)
-    assert settings.exclude_outbound_cidrs == ("10.0.0.0/8", "192.168.1.0/24")
-    assert (settings.native_sidecar, settings.hold_application) == (True, False)
+    assert interception.exclude_outbound_ports == (25, 5432, 25)
+    assert interception.exclude_outbound_cidrs == ("10.0.0.0/8", "192.168.1.0/24")
+    assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (True, False)
+    # Everything else is the configuration's.
+    assert config.model_dump(
+        exclude={"proxy", "interception", "hold_application_until_proxy_ready"}
+    ) == CONFIG.model_dump(exclude={"proxy", "interception", "hold_application_until_proxy_ready"})
 
 
 def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
-    assert (
-        settings_for({"injector.dev/include-inbound-ports": "*"})[0].include_inbound_ports is None
-    )
-    assert settings_for({"injector.dev/include-inbound-ports": ""})[0].include_inbound_ports == ()
+    star = settings_for({"injector.dev/include-inbound-ports": "*"})[0]
+    assert star.interception.include_inbound_ports == "*"
+    empty = settings_for({"injector.dev/include-inbound-ports": ""})[0]
+    assert empty.interception.include_inbound_ports == ()
 
 
 @pytest.mark.parametrize(
@@ -72,9 +78,9 @@ def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
         ("exclude-outbound-cidrs", "fd00::/8", "each an IPv4 CIDR such as 10.0.0.0/8"),
         ("native-sidecar", "yes", "expected true or false"),
         ("hold-application-until-proxy-ready", "True", "expected true or false"),
-        ("proxy-cpu-request", "3", "the proxy's cpu request 3 would be above its limit 2"),
-        ("proxy-memory-limit", "64Mi", "the proxy's memory request 128Mi would be above its limit"),
-        ("native-sidecar", "false", "needs proxy.waitCommand in the injector configuration"),
+        ("proxy-cpu-request", "3", "the cpu request 3 is above the cpu limit 2"),
+        ("proxy-memory-limit", "64Mi", "the memory request 128Mi is above the memory limit 64Mi"),
+        ("native-sidecar", "false", "with nativeSidecar: false needs proxy.waitCommand"),
     ],
 )
 def test_invalid_value_names_annotation_value_and_expected_form(key, value, expected) -> None:
@@ -85,11 +91,23 @@ def test_invalid_value_names_annotation_value_and_expected_form(key, value, expe
     assert expected in message
 
 
+def test_a_rule_over_several_fields_blames_the_annotation_that_broke_it() -> None:
+    # The image is valid; the memory limit is what puts the request above the limit.
+    with pytest.raises(InvalidAnnotation) as error:
+        settings_for(
+            {
+                "injector.dev/proxy-image": "example.com/p:2",
+                "injector.dev/proxy-memory-limit": "1Mi",
+            }
+        )
+    assert str(error.value).startswith("annotation injector.dev/proxy-memory-limit='1Mi'")
+
+
 def test_classic_mode_without_hold_needs_no_wait_command() -> None:
-    settings, _ = settings_for(
+    config, _ = settings_for(
         {
             "injector.dev/native-sidecar": "false",
             "injector.dev/hold-application-until-proxy-ready": "false",
         }
     )
-    assert (settings.native_sidecar, settings.hold_application) == (False, False)
+    assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, False)

@@ -19,20 +19,19 @@ import os
 import sys
 from collections import Counter
 
-from injector.config import ConfigError
-from injector.engine import Injector, Outcome
-from injector.keys import Keys
-from injector.manifests import Document, ManifestError
-from injector.manifests_explain import explanation
-from injector.manifests_inject import evaluate, inject, namespace_for
-from injector.manifests_read import read_documents
-from injector.manifests_uninject import uninject
-from injector.manifests_workloads import Workload, find_workloads
-from injector.manifests_write import write_json, write_yaml
-from injector.names import check_dns_label
-from injector.policy import Reason
-from injector.secret_manager import SecretUnavailable
-from injector.sources import SourceError, config_for_tools
+from injector.core.engine import Injector, Outcome
+from injector.core.keys import Keys
+from injector.core.policy import Reason
+from injector.errors import ManifestError
+from injector.kube.names import check_dns_label
+from injector.manifests.documents import Document
+from injector.manifests.explain import explanation
+from injector.manifests.inject import evaluate, inject, namespace_for
+from injector.manifests.read import read_documents
+from injector.manifests.uninject import uninject
+from injector.manifests.workloads import Workload, find_workloads
+from injector.manifests.write import write_json, write_yaml
+from injector.service.sources import config_for_tools
 
 EXIT_CODES = (
     "exit codes: 0 done (also for input without any document), 1 invalid input or a Pod the "
@@ -115,10 +114,9 @@ def _namespace(text: str) -> str:
 
 
 def _inject(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    injector, documents, workloads = loaded
+    injector, documents, workloads = _load(args)
+    if not documents:
+        return 0
     decisions: Counter[str] = Counter()
     failed = False
     for workload in workloads:
@@ -136,10 +134,9 @@ def _inject(args: argparse.Namespace) -> int:
 
 
 def _uninject(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    injector, documents, workloads = loaded
+    injector, documents, workloads = _load(args)
+    if not documents:
+        return 0
     keys = Keys(injector.config.annotation_prefix)
     results: Counter[str] = Counter()
     failed = False
@@ -157,10 +154,9 @@ def _uninject(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    if isinstance(loaded, int):
-        return loaded
-    injector, documents, workloads = loaded
+    injector, documents, workloads = _load(args)
+    if not documents:
+        return 0
     print(f"configuration digest {injector.digest}")
     failed = False
     for workload in workloads:
@@ -177,22 +173,17 @@ def _explain(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _load(args: argparse.Namespace) -> tuple[Injector, list[Document], list[Workload]] | int:
-    """The injector, the documents and their workloads; or the exit code when there are none."""
-    try:
-        injector = Injector(config_for_tools(args.config, os.environ))
-        documents = read_documents(args.filename)
-        workloads = [workload for document in documents for workload in find_workloads(document)]
-    except OSError as error:
-        _error(f"the configuration {error.filename} cannot be read: {error.strerror}")
-        return 1
-    except (ConfigError, SourceError, SecretUnavailable, ManifestError) as error:
-        _error(str(error))
-        return 1
+def _load(args: argparse.Namespace) -> tuple[Injector, list[Document], list[Workload]]:
+    """The injector, the documents and their workloads; says so when there are no documents.
+
+    Raises an InjectorError for a configuration or input that cannot be used.
+    """
+    injector = Injector(config_for_tools(args.config, os.environ))
+    documents = read_documents(args.filename)
+    workloads = [workload for document in documents for workload in find_workloads(document)]
     if not documents:
         names = ", ".join("stdin" if name == "-" else name for name in args.filename)
         _stderr(f"nothing to do: no documents in {names}")
-        return 0
     return injector, documents, workloads
 
 

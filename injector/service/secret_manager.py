@@ -9,12 +9,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from injector.errors import SecretUnavailable
+
 VERSION_NAME = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
 VERSION_FORM = "projects/PROJECT/secrets/SECRET/versions/VERSION (VERSION may be latest)"
-
-
-class SecretUnavailable(Exception):
-    """The secret version could not be read, or its payload failed its checksum."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from typing import Any
 
 import jsonpatch
 
-from injector.engine import Injector, Outcome
-from injector.manifests_workloads import Workload
-from injector.manifests_write import to_plain, with_block_strings
+from injector.core.engine import Injector, Outcome
+from injector.manifests.workloads import Workload
+from injector.manifests.write import to_plain, with_block_strings
 
 DEFAULT_NAMESPACE = "default"
 

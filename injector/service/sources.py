@@ -20,19 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from injector.config import InjectorConfig, parse_config
-from injector.secret_manager import SecretReader, check_version_name
+from injector.core.config import InjectorConfig, parse_config
+from injector.errors import ConfigError, InvalidTokens, SourceError
+from injector.service.secret_manager import SecretReader, check_version_name
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 TOKEN_FORM = "16 to 256 characters from A-Z, a-z, 0-9, '-' and '_'"
-
-
-class SourceError(ValueError):
-    """The environment names its sources wrongly; the message says which variable and why."""
-
-
-class InvalidTokens(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -70,7 +63,12 @@ class FileConfig:
         return f"the file {self.path}"
 
     def load(self) -> LoadedConfig:
-        return LoadedConfig(parse_config(self.path.read_bytes()), "file", str(self.path))
+        try:
+            text = self.path.read_bytes()
+        except OSError as error:
+            message = f"the configuration {self.path} cannot be read: {error.strerror}"
+            raise ConfigError(message) from None
+        return LoadedConfig(parse_config(text), "file", str(self.path))
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,8 @@ def environment(environ: Mapping[str, str]) -> Environment:
 def config_for_tools(path: str | None, environ: Mapping[str, str]) -> InjectorConfig:
     """The configuration a command-line tool uses: --config FILE, else what the environment names.
 
-    Raises ConfigError, SourceError, SecretUnavailable or OSError with a message for the user.
+    Raises an InjectorError (ConfigError, SourceError, SecretUnavailable) with a message for the
+    user.
     """
     if path is not None:
         return FileConfig(Path(path)).load().config

@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from injector.config import InjectorConfig
-from injector.keys import INJECTED_CONTAINERS, Keys
-from injector.overrides import InvalidAnnotation
+from injector.core.config import InjectorConfig
+from injector.core.keys import Keys
+from injector.core.status import is_injected
+from injector.errors import InvalidAnnotation
 
 
 class Reason(StrEnum):
@@ -54,10 +55,6 @@ def _explicit_choice(
     return None
 
 
-def is_injected(keys: Keys, annotations: dict[str, str], container_names: list[str]) -> bool:
-    return keys.status in annotations or not INJECTED_CONTAINERS.isdisjoint(container_names)
-
-
 def decide(
     config: InjectorConfig,
     keys: Keys,
@@ -67,7 +64,10 @@ def decide(
     annotations: dict[str, str],
     container_names: list[str],
 ) -> Decision:
-    """Decides in a fixed order; the first rule that applies gives the reason."""
+    """Decides in a fixed order; the first rule that applies gives the reason.
+
+    Raises InvalidAnnotation when the Pod's own inject label or annotation is not true/false.
+    """
     if namespace in config.excluded_namespaces:
         return _skip(Reason.EXCLUDED_NAMESPACE, f"namespace {namespace} is excluded")
     if host_network:

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from injector.manifests import Document, YamlStyle
+from injector.manifests.documents import Document, YamlStyle
 
 
 def write_yaml(documents: Sequence[Document], stream: TextIO) -> None:

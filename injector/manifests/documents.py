@@ -1,11 +1,7 @@
-"""Documents read from manifest files, and the error that names where a manifest is wrong."""
+"""Documents read from manifest files, and how each file's YAML is indented."""
 
 from dataclasses import dataclass
 from typing import Any
-
-
-class ManifestError(ValueError):
-    """Invalid input; the message names the file, the document and the field."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +25,3 @@ class Document:
     def where(self, path: str = "") -> str:
         """The document, and optionally a place in it, for messages: "app.yaml document 2"."""
         return f"{self.source} document {self.index}" + (f", {path}" if path else "")
-
-
-def describe_value(value: object) -> str:
-    """What a value is, in the words of a YAML or JSON user."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null" if value is None else type(value).__name__

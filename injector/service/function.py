@@ -1,11 +1,17 @@
-"""The webhook as a functions-framework HTTP function: a flask request in, a response out."""
+"""The webhook as a functions-framework HTTP function: `mutate`, the deployed entry point.
+
+Importing this module builds the webhook from the INJECTOR_* environment variables (see
+`injector.service.sources`) and loads its configuration once; functions-framework then calls
+`mutate` with a flask request for every HTTP request.
+"""
 
 import os
 
+import functions_framework
 from flask import Request, Response
 
-from injector.logs import configure_logging
-from injector.webhook import Webhook
+from injector.service.logs import configure_logging
+from injector.service.webhook import Webhook
 
 
 def load_webhook() -> Webhook:
@@ -28,6 +34,7 @@ def _reader(request: Request):
 
 
 def answer(webhook: Webhook, request: Request) -> Response:
+    """The webhook's answer to a flask request, as a flask response."""
     result = webhook.handle(
         request.method,
         request.path,
@@ -36,3 +43,11 @@ def answer(webhook: Webhook, request: Request) -> Response:
         _reader(request),
     )
     return Response(result.body, result.status, headers=list(result.headers))
+
+
+webhook = load_webhook()
+
+
+@functions_framework.http
+def mutate(request: Request) -> Response:
+    return answer(webhook, request)

@@ -24,15 +24,27 @@ from typing import Any, Literal
 
 import orjson
 
-from injector.admission import AdmissionRequest, InvalidReview, parse_review, respond
-from injector.engine import NOT_A_POD_CREATE, Injector, Outcome
-from injector.policy import Reason
-from injector.refresh import Refreshing
-from injector.sources import Environment, environment
+from injector.core.engine import Injector, Outcome
+from injector.core.policy import Reason
+from injector.errors import InvalidReview
+from injector.service.admission import (
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReview,
+    parse_review,
+)
+from injector.service.refresh import Refreshing
+from injector.service.sources import Environment, environment
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the API server's objects are at most ~3 MiB
 
 log = logging.getLogger("injector")
+
+NOT_A_POD_CREATE = Outcome("skipped", Reason.NOT_A_POD_CREATE, "only Pod CREATEs are mutated")
+NO_CONFIG = Outcome(
+    "denied", Reason.NO_CONFIG, "the injector has no valid configuration; see its logs"
+)
+INTERNAL_ERROR = Outcome("denied", Reason.INTERNAL_ERROR, "internal error")
 
 
 JSON = (("Content-Type", "application/json"),)
@@ -60,6 +72,15 @@ def _is_one_of(candidate: str, tokens: tuple[str, ...]) -> bool:
     for token in tokens:
         valid |= hmac.compare_digest(given, token.encode())  # no early exit: constant time
     return valid
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The webhook's answer to one AdmissionReview request."""
+
+    response: AdmissionResponse
+    outcome: Outcome
+    config_digest: str | None  # the configuration that decided, if one was needed and loaded
 
 
 @dataclass(frozen=True)
@@ -155,42 +176,49 @@ class Webhook:
         return HttpResponse(200, orjson.dumps(health))
 
     def review(self, body: bytes) -> HttpResponse:
+        """Answers one AdmissionReview body: 200 with the response, or 400 if it is not one."""
         started = time.perf_counter()
         try:
             review = parse_review(body)
         except InvalidReview as error:
             return _error(400, str(error))
+        answer = self.respond(review)
+        latency_ms = (time.perf_counter() - started) * 1000
+        _log_review(review.request, answer, latency_ms)
+        return HttpResponse(200, answer.response.into_review())
+
+    def respond(self, review: AdmissionReview) -> Answer:
+        """The response to a request, with the outcome and the configuration behind it."""
         request = review.request
-        active = self._config.get() if request.is_pod_create else None
+        if not request.is_pod_create:
+            return Answer(self._answer(review, NOT_A_POD_CREATE), NOT_A_POD_CREATE, None)
+        active = self._config.get()
+        if active is None:
+            return Answer(self._answer(review, NO_CONFIG), NO_CONFIG, None)
         try:
-            if not request.is_pod_create:
-                answer, outcome = respond(review), NOT_A_POD_CREATE  # needs no configuration
-            elif active is None:
-                message = "the injector has no valid configuration; see its logs"
-                outcome = Outcome("denied", Reason.NO_CONFIG, message)
-                answer = self._failed(review, outcome)
-            else:
-                answer, outcome = active.injector.review(review)
-        except InvalidReview as error:
-            return _error(400, str(error))
+            outcome = active.injector.evaluate(request.object, request.namespace)
         except Exception:
             log.exception("review failed", extra={"fields": {"uid": request.uid}})
-            outcome = Outcome("denied", Reason.INTERNAL_ERROR, "internal error")
-            answer = self._failed(review, outcome)
-        _log_review(request, outcome, active, (time.perf_counter() - started) * 1000)
-        return HttpResponse(200, answer)
+            outcome = INTERNAL_ERROR
+        return Answer(self._answer(review, outcome), outcome, active.injector.digest)
 
-    def _failed(self, review: Any, outcome: Outcome) -> bytes:
-        """The answer when the injector cannot review: deny, or allow without the proxy."""
-        uid = review.request.uid
-        if self._on_error == "allow":
-            warning = f"the proxy was not injected: the injector failed (request uid {uid})"
-            return respond(review, warnings=[warning])
-        message = (
-            f"the injector could not review this Pod: {outcome.detail} (request uid {uid}); "
-            "see the injector's logs"
-        )
-        return respond(review, allowed=False, status_code=500, status_message=message)
+    def _answer(self, review: AdmissionReview, outcome: Outcome) -> AdmissionResponse:
+        """The response for an outcome; when the injector could not review, per on_error."""
+        response = AdmissionResponse.to(review).with_warnings(outcome.warnings)
+        if outcome.reason in (Reason.NO_CONFIG, Reason.INTERNAL_ERROR):
+            uid = review.request.uid
+            if self._on_error == "allow":
+                return response.with_warnings(
+                    [f"the proxy was not injected: the injector failed (request uid {uid})"]
+                )
+            return response.deny(
+                500,
+                f"the injector could not review this Pod: {outcome.detail} (request uid {uid}); "
+                "see the injector's logs",
+            )
+        if outcome.decision == "denied":
+            return response.deny(400, outcome.detail)
+        return response.with_patch(outcome.operations)
 
 
 def _count_tokens(tokens: tuple[str, ...]) -> str:
@@ -216,9 +244,8 @@ def _pod_name(request: AdmissionRequest) -> Any:
     return metadata.get("name") or metadata.get("generateName") or request.name or None
 
 
-def _log_review(
-    request: AdmissionRequest, outcome: Outcome, active: ActiveConfig | None, latency_ms: float
-) -> None:
+def _log_review(request: AdmissionRequest, answer: Answer, latency_ms: float) -> None:
+    outcome = answer.outcome
     resource = request.resource.resource
     if request.sub_resource:
         resource += "/" + request.sub_resource
@@ -233,7 +260,7 @@ def _log_review(
         "decision": outcome.decision,
         "reason": outcome.reason,
         "patch_ops": len(outcome.operations),
-        "config_version": active.injector.digest if active else None,
+        "config_version": answer.config_digest,
         "latency_ms": round(latency_ms, 3),
     }
     severity = logging.ERROR if outcome.reason == Reason.INTERNAL_ERROR else logging.INFO

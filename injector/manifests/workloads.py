@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from injector.manifests import Document, ManifestError, describe_value
+from injector.errors import ManifestError, describe_value
+from injector.manifests.documents import Document
 
 POD_FIELDS = ("metadata", "spec")
 
