@@ -20,9 +20,8 @@ from pod_sandbox import (
     python_image,
 )
 
-from injector.config import InjectorConfig
-from injector.core import envoy
-from injector.engine import Injector
+from injector.core.config import InjectorConfig
+from injector.core.engine import Injector
 
 Json = dict[str, Any]
 
@@ -61,16 +60,6 @@ def inject(pod: Json, config: InjectorConfig | None = None) -> Json:
     outcome = Injector(config).evaluate(pod, pod["metadata"].get("namespace", "default"))
     assert outcome.decision == "injected", outcome
     patched = jsonpatch.apply_patch(pod, list(outcome.operations))
-    # Until rendering carries the bootstrap: the proxy as it will be rendered.
-    command, args = envoy.command_line(
-        envoy.BootstrapParameters(15000, 15001, 15006, 15021, "/healthz/ready", 15090, 3600, 10),
-        "info",
-        2,
-    )
-    for container in (*patched["spec"].get("initContainers", ()), *patched["spec"]["containers"]):
-        if container["name"] == "mesh-proxy":
-            container["command"], container["args"] = command, args
-            container["env"] = container["env"][:5]
     return patched
 
 

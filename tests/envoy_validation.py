@@ -10,6 +10,7 @@ import envoy
 from pod_sandbox import expand
 
 from injector.core.envoy import ENVOY_BINARY
+from injector.core.keys import PROXY_CONTAINER
 
 # What the Downward API gives the proxy container of a Pod web-7d9c6 in the namespace shop.
 EXAMPLE_ENV = {
@@ -57,6 +58,15 @@ def validate_proxy_container(container: dict) -> None:
     )
     assert list(container["command"]) == [ENVOY_BINARY], container["command"]
     _validate(tuple(expanded_args(container["args"], env)))
+
+
+def validate_injected_proxy(pod: dict) -> None:
+    """Asserts that Envoy accepts the command line of an injected Pod's proxy, when the
+    injector rendered it (kind envoy); a custom proxy's command line is its own."""
+    spec = pod["spec"]
+    for container in (*spec.get("initContainers", ()), *spec["containers"]):
+        if container["name"] == PROXY_CONTAINER and container.get("command") == [ENVOY_BINARY]:
+            validate_proxy_container(container)
 
 
 @contextmanager

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 import pytest
 from data_plane import app_pod, images, inject, start_node_app
 from pod_sandbox import PodSandbox, SocketFactory, python_in_image_command, unavailable_reason
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as websocket_connect
+
+from injector.core.config import InjectorConfig, parse_config
 
 pytestmark = pytest.mark.root
 
@@ -56,12 +59,25 @@ class Pod:
     inbound: Side
 
 
+SHORT_IDLE_TIMEOUT = 6  # seconds, configured for case 15 (the default is an hour)
+
+
 @pytest.fixture(scope="module")
 def pod() -> Iterator[Pod]:
+    yield from run_pod(InjectorConfig())
+
+
+@pytest.fixture(scope="module")
+def short_idle_pod() -> Iterator[Pod]:
+    config = f"proxy: {{envoy: {{idleTimeoutSeconds: {SHORT_IDLE_TIMEOUT}}}}}"
+    yield from run_pod(parse_config(config))
+
+
+def run_pod(config: InjectorConfig) -> Iterator[Pod]:
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    with PodSandbox(inject(app_pod()), images()) as sandbox:
+    with PodSandbox(inject(app_pod(), config), images(config)) as sandbox:
         sandbox.start()
         sandbox.wait_ready("mesh-proxy")
         sandbox.wait_ready("app")
@@ -237,11 +253,7 @@ def bound_address_and_loopback(side: Side) -> None:
     with side.connect(8090) as sock:
         assert sock.recv(100) == b"bound-address"
     with side.connect(8091) as sock:  # the proxy accepts; the destination refuses it
-        try:
-            data = sock.recv(100)
-        except ConnectionResetError:
-            data = b""
-        assert data == b"", "a server bound to loopback was reached from outside"
+        assert receive_or_reset(sock) == b"", "a server bound to loopback was reached"
 
 
 def long_idle_connection(side: Side) -> None:
@@ -251,6 +263,27 @@ def long_idle_connection(side: Side) -> None:
         time.sleep(8)  # the case itself: an idle pooled connection
         sock.sendall(b"after")
         assert sock.recv(100) == b"after"
+
+
+def configured_idle_timeout(side: Side) -> None:
+    """Not cut sooner than the configured idle timeout, and cut once it has passed."""
+    with side.connect(8082) as sock:
+        sock.sendall(b"before")
+        assert sock.recv(100) == b"before"
+        time.sleep(SHORT_IDLE_TIMEOUT / 2)  # the case itself: idle for less than the timeout
+        last_sent = time.monotonic()  # the proxy's last traffic on it is later: the echo
+        sock.sendall(b"after")
+        assert sock.recv(100) == b"after"
+        assert receive_or_reset(sock) == b"", "the proxy closes the idle connection"
+        idle = time.monotonic() - last_sent
+    assert SHORT_IDLE_TIMEOUT <= idle < SHORT_IDLE_TIMEOUT + 20, idle
+
+
+def receive_or_reset(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(100)
+    except ConnectionResetError:
+        return b""
 
 
 CASES: dict[str, Callable[[Side], None]] = {
@@ -272,40 +305,55 @@ CASES: dict[str, Callable[[Side], None]] = {
 DIRECTIONS = ("outbound", "inbound")
 
 
+SHORT_IDLE_CASE = "15-configured-idle-timeout"
+
+
 @pytest.fixture(scope="module")
-def running(pod: Pod) -> Iterator[dict[tuple[str, str], Future]]:
-    with ThreadPoolExecutor(max_workers=len(CASES) * 2) as executor:
-        yield {
+def running(pod: Pod, short_idle_pod: Pod) -> Iterator[dict[tuple[str, str], Future]]:
+    with ThreadPoolExecutor(max_workers=(len(CASES) + 1) * 2) as executor:
+        futures = {
             (name, direction): executor.submit(case, getattr(pod, direction))
             for name, case in CASES.items()
             for direction in DIRECTIONS
         }
+        for direction in DIRECTIONS:
+            futures[SHORT_IDLE_CASE, direction] = executor.submit(
+                configured_idle_timeout, getattr(short_idle_pod, direction)
+            )
+        yield futures
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", [*sorted(CASES), SHORT_IDLE_CASE])
 def test_case_passes(running: dict[tuple[str, str], Future], case: str, direction: str) -> None:
     running[case, direction].result(timeout=TIMEOUT * 2)
 
 
+def test_the_default_idle_timeout_is_an_hour() -> None:
+    assert InjectorConfig().proxy.envoy.idle_timeout_seconds == 3600
+
+
 def test_13_the_pod_calls_its_own_ip_without_the_proxy(pod: Pod) -> None:
-    before = inbound_and_outbound_connections(pod.sandbox)
+    """Both ends are in the Pod: the connection stays on loopback, so the proxy's outbound
+    listener (where a captured one would go) takes none of them."""
+    before = outbound_connections(pod.sandbox)
     for _ in range(20):
         with pod.outbound.sockets.connect((pod.sandbox.pod_ip, 8090), TIMEOUT) as sock:
             assert sock.recv(100) == b"bound-address"
-    assert inbound_and_outbound_connections(pod.sandbox) == before
+    assert outbound_connections(pod.sandbox) == before
 
 
-def inbound_and_outbound_connections(sandbox: PodSandbox) -> dict[str, int]:
-    """Envoy's count of downstream connections per capture listener, from its metrics port."""
+def outbound_connections(sandbox: PodSandbox) -> int:
+    """Envoy's count of connections its outbound capture listener took, from its metrics."""
     status, text = sandbox.http_get(sandbox.pod_ip, 15090, "/stats/prometheus")
     assert status == 200
-    counts = {}
-    for line in text.decode().splitlines():
-        if line.startswith("envoy_tcp_downstream_cx_total{"):
-            prefix = line.split('envoy_tcp_prefix="')[1].split('"')[0]
-            counts[prefix] = int(line.rsplit(" ", 1)[1])
-    return counts
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == "envoy_tcp_downstream_cx_total" and sample.labels == {
+                "envoy_tcp_prefix": "outbound"
+            }:
+                return int(sample.value)
+    raise AssertionError("no outbound connection count in the proxy's metrics")
 
 
 def test_every_case_went_through_the_proxy(pod: Pod, running: dict) -> None:

@@ -91,6 +91,7 @@ class Injector:
             return Outcome("skipped", conflict.reason, conflict.detail, (), (*warnings, message))
         operations = self._operations(view, injection)
         detail = decision.detail
+        warnings = (*warnings, *injection.warnings)
         return Outcome("injected", Reason.INJECTED, detail, operations, warnings, overrides)
 
     def _rendering(self, overrides: dict[str, str]) -> Injection:

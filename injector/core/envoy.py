@@ -36,6 +36,7 @@ INBOUND = "inbound"
 PASSTHROUGH_CLUSTER = "passthrough"  # ORIGINAL_DST: connects to the original destination
 BLACKHOLE_CLUSTER = "blackhole"  # no endpoints: connections routed here are closed
 ADMIN_CLUSTER = "admin"
+ADMIN_LISTENER = "health_metrics"  # on the health and the metrics port
 READY_PATH = "/ready"  # admin: 200 "LIVE" once initialized, 503 before and while draining
 PROMETHEUS_PATH = "/stats/prometheus"
 # Circuit breaker thresholds at the largest value the API allows (uint32): a pass-through must
@@ -79,24 +80,31 @@ def _address(address: str, port: int) -> Json:
     return {"socket_address": {"address": address, "port_value": port}}
 
 
-def _tcp_proxy(stat_prefix: str, cluster: str, idle_timeout_seconds: int, log: bool) -> Json:
+def _tcp_proxy(stat_prefix: str, cluster: str, **fields: Any) -> Json:
     config = _typed(
         "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         stat_prefix=stat_prefix,
         cluster=cluster,
-        idle_timeout=f"{idle_timeout_seconds}s",
+        **fields,
     )
-    if log:
-        config["access_log"] = [
-            {
-                "name": "envoy.access_loggers.stdout",
-                "typed_config": _typed(
-                    "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-                    log_format={"json_format": {"direction": stat_prefix, **ACCESS_LOG_FIELDS}},
-                ),
-            }
-        ]
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
+
+
+def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
+    """Bytes both ways to the original destination, each connection logged as it closes."""
+    access_log = {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": _typed(
+            "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            log_format={"json_format": {"direction": direction, **ACCESS_LOG_FIELDS}},
+        ),
+    }
+    return _tcp_proxy(
+        direction,
+        PASSTHROUGH_CLUSTER,
+        idle_timeout=f"{idle_timeout_seconds}s",
+        access_log=[access_log],
+    )
 
 
 def _capture_listener(name: str, port: int, idle_timeout_seconds: int) -> Json:
@@ -115,26 +123,34 @@ def _capture_listener(name: str, port: int, idle_timeout_seconds: int) -> Json:
             {
                 # Not redirected: the destination is this listener itself.
                 "filter_chain_match": {"destination_port": port},
-                "filters": [_tcp_proxy(f"{name}_loop", BLACKHOLE_CLUSTER, 0, log=False)],
+                "filters": [_tcp_proxy(f"{name}_loop", BLACKHOLE_CLUSTER)],
             },
-            {"filters": [_tcp_proxy(name, PASSTHROUGH_CLUSTER, idle_timeout_seconds, log=True)]},
+            {"filters": [_pass_through(name, idle_timeout_seconds)]},
         ],
     }
 
 
-def _admin_listener(name: str, port: int, path: str, admin_path: str) -> Json:
-    """An HTTP listener exposing one admin path, to GET only, at another path."""
-    forward: Json = {"cluster": ADMIN_CLUSTER}
-    if path != admin_path:
-        forward["prefix_rewrite"] = admin_path  # with a path match, the whole path is replaced
-    route = {
-        "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
-        "route": forward,
-    }
+def _admin_listener(p: "BootstrapParameters") -> Json:
+    """One HTTP listener on the health and the metrics port, exposing two admin paths to GET
+    only: the health path answered by the admin `/ready`, and `/stats/prometheus`."""
+    only_get = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    routes = [
+        {
+            "match": {"path": p.health_path, "headers": only_get},
+            # With a path match, prefix_rewrite replaces the whole path.
+            "route": {"cluster": ADMIN_CLUSTER, "prefix_rewrite": READY_PATH},
+        },
+        {
+            "match": {"path": PROMETHEUS_PATH, "headers": only_get},
+            "route": {"cluster": ADMIN_CLUSTER},
+        },
+    ]
     manager = _typed(
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        stat_prefix=name,
-        route_config={"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [route]}]},
+        stat_prefix=ADMIN_LISTENER,
+        route_config={
+            "virtual_hosts": [{"name": ADMIN_LISTENER, "domains": ["*"], "routes": routes}]
+        },
         http_filters=[
             {
                 "name": "envoy.filters.http.router",
@@ -143,8 +159,9 @@ def _admin_listener(name: str, port: int, path: str, admin_path: str) -> Json:
         ],
     )
     return {
-        "name": name,
-        "address": _address("0.0.0.0", port),
+        "name": ADMIN_LISTENER,
+        "address": _address("0.0.0.0", p.health_port),
+        "additional_addresses": [{"address": _address("0.0.0.0", p.metrics_port)}],
         "filter_chains": [
             {
                 "filters": [
@@ -167,8 +184,7 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
             "listeners": [
                 _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds),
                 _capture_listener(INBOUND, p.inbound_port, p.idle_timeout_seconds),
-                _admin_listener("health", p.health_port, p.health_path, READY_PATH),
-                _admin_listener("metrics", p.metrics_port, PROMETHEUS_PATH, PROMETHEUS_PATH),
+                _admin_listener(p),
             ],
             "clusters": [
                 {
@@ -181,7 +197,6 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
                             {
                                 "max_connections": UNLIMITED,
                                 "max_pending_requests": UNLIMITED,
-                                "max_requests": UNLIMITED,
                             }
                         ]
                     },
