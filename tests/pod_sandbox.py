@@ -347,7 +347,6 @@ class Prober:
     records: list[ProbeRecord] = field(default_factory=list)
     passed: threading.Event = field(default_factory=threading.Event)  # threshold of successes
     gave_up: threading.Event = field(default_factory=threading.Event)  # threshold of failures
-    ready: bool = False
 
     def run(self, stop: threading.Event, after: threading.Event | None = None) -> None:
         if after is not None:  # readiness and liveness wait for the startup probe
@@ -365,15 +364,12 @@ class Prober:
             self.records.append(ProbeRecord(time.monotonic(), success, detail))
             successes, failures = (successes + 1, 0) if success else (0, failures + 1)
             if successes >= success_threshold:
-                self.ready = True
                 self.passed.set()
                 if self.kind == "startup":
                     return  # a startup probe stops once it has passed
-            if failures >= failure_threshold:
-                self.ready = False
-                if self.kind != "readiness":
-                    self.gave_up.set()  # the kubelet would kill and restart the container
-                    return
+            if failures >= failure_threshold and self.kind != "readiness":
+                self.gave_up.set()  # the kubelet would kill and restart the container
+                return
             stop.wait(period)
 
 
@@ -404,12 +400,11 @@ class PodSandbox:
         pod: Json,
         images: Mapping[str, Image],
         namespace: str = "default",
-        net: Network | None = None,
     ):
         self.pod = json.loads(json.dumps(pod))
         self.images = dict(images)
         self.namespace = self.pod.get("metadata", {}).get("namespace") or namespace
-        self._net = net
+        self._net: Network | None = None
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -430,9 +425,8 @@ class PodSandbox:
         spec["nodeName"] = NODE_NAME
         if spec.get("hostNetwork"):
             raise NotFaithful("hostNetwork Pods share the node's network; the sandbox has none")
-        for key in ("sysctls",):
-            if (spec.get("securityContext") or {}).get(key):
-                raise NotFaithful(f"spec.securityContext.{key} is not applied by the sandbox")
+        if (spec.get("securityContext") or {}).get("sysctls"):
+            raise NotFaithful("spec.securityContext.sysctls are not applied by the sandbox")
         for item in spec.get("initContainers") or ():
             self.containers[item["name"]] = Container(item["name"], item, init=True)
         for item in spec["containers"]:
@@ -445,8 +439,7 @@ class PodSandbox:
             self.dir = Path(tempfile.mkdtemp(prefix="pod-sandbox-"))
             self._stack.callback(shutil.rmtree, self.dir, ignore_errors=True)
             self.dir.chmod(0o755)
-            if self._net is None:
-                self._net = self._stack.enter_context(network())
+            self._net = self._stack.enter_context(network())
             self._stack.callback(self._stop_everything)
             self._node_sockets = SocketFactory(self.net.in_node, "the node")
             self._stack.callback(self._node_sockets.close)
@@ -535,8 +528,6 @@ class PodSandbox:
         code. The kubelet would restart it: tests use this to see traffic without it."""
         container = self.containers[name]
         assert container.process is not None
-        for prober in container.probers.values():
-            prober.passed.clear()
         return _terminate(container.process)
 
     def _stop_everything(self) -> None:

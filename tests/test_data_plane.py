@@ -122,6 +122,13 @@ def post(sockets, path: str) -> int:
         return int(sock.recv(100).split(b" ")[1])
 
 
+def test_the_node_names_the_pod_and_its_namespace(pod: RunningPod) -> None:
+    """The kubelet expanded $(POD_NAME) and $(POD_NAMESPACE) from the Downward API."""
+    info = fetch(pod.sandbox.sockets_of(PROXY), "127.0.0.1", 15000, "/server_info").json()
+    assert (info["node"]["id"], info["node"]["cluster"]) == ("traffic.shop", "shop")
+    assert info["state"] == "LIVE"
+
+
 def test_the_admin_interface_is_not_reachable_from_outside(pod: RunningPod) -> None:
     with pod.sandbox.node_sockets.connect((pod.pod_ip, 15000)) as sock:
         # Captured like any inbound connection; Envoy's admin is on loopback only.
