@@ -161,16 +161,18 @@ def test_the_health_port_is_not_200_before_envoy_is_initialized(
         lambda argv: ["nsenter", f"--net=/run/netns/{private_network}", *argv], "the namespace"
     )
     args = expanded_args(envoy.command_line(PARAMETERS, "info", 2)[1])
-    seen: list[tuple[str, str]] = []  # (admin /ready, health port), in turn
+    # (health port, then admin /ready): once LIVE, Envoy stays LIVE, so a health port that
+    # answered 200 before the admin said 503 would have answered 200 while initializing.
+    seen: list[tuple[str, str]] = []
     try:
         with run_envoy(["-c", str(slow), *args], private_network) as process:
             deadline = time.monotonic() + 60
             while not seen or seen[-1] != ("200", "200"):
                 assert process.poll() is None, "envoy exited"
                 assert time.monotonic() < deadline, seen
-                seen.append((get(sockets, 15000, "/ready"), get(sockets, 15021, "/healthz/ready")))
+                seen.append((get(sockets, 15021, "/healthz/ready"), get(sockets, 15000, "/ready")))
     finally:
         sockets.close()
-    initializing = [health for ready, health in seen if ready == "503"]
+    initializing = [health for health, ready in seen if ready == "503"]
     assert initializing, f"envoy was never seen initializing: {seen}"
     assert "200" not in initializing, seen
