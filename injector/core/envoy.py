@@ -13,9 +13,9 @@ What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/
   `ORIGINAL_DST` cluster; inbound connections go on to the Pod IP and the application's port;
 - a connection that reaches a capture port without having been redirected (it would come back
   to the same listener forever) is closed at once;
-- the health listener answers `GET <health path>` from the admin `/ready`, which is 200 only
-  once the server is initialized (LIVE); the metrics listener serves the admin
-  `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
+- one HTTP listener on the health and the metrics port answers `GET <health path>` from the
+  admin `/ready`, which is 200 only once the server is initialized (LIVE), and serves the
+  admin `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
 - every proxied connection is logged on stdout as one JSON object when it closes
   (`ACCESS_LOG_FIELDS`).
 """
@@ -130,7 +130,7 @@ def _capture_listener(name: str, port: int, idle_timeout_seconds: int) -> Json:
     }
 
 
-def _admin_listener(p: "BootstrapParameters") -> Json:
+def _admin_listener(p: BootstrapParameters) -> Json:
     """One HTTP listener on the health and the metrics port, exposing two admin paths to GET
     only: the health path answered by the admin `/ready`, and `/stats/prometheus`."""
     only_get = [{"name": ":method", "string_match": {"exact": "GET"}}]
@@ -233,7 +233,8 @@ def escape_expansion(text: str) -> str:
 def command_line(
     parameters: BootstrapParameters, log_level: str, concurrency: int
 ) -> tuple[list[str], list[str]]:
-    """The proxy container's `command` and `args`.
+    """The proxy container's `command` and `args`, for Envoy's log level (trace, debug, info,
+    warning, error, critical or off) and number of worker threads.
 
     `command` is the binary itself, so neither image's entrypoint is involved. Hot restart is
     disabled: it needs shared memory and a domain socket that a container restart discards.
