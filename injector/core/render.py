@@ -130,9 +130,9 @@ def _proxy_container(config: InjectorConfig) -> Json:
         container["command"], container["args"] = envoy.command_line(
             _bootstrap_parameters(config), proxy.log_level, proxy.envoy.concurrency
         )
-    elif proxy.args:
-        container["args"] = list(proxy.args)
-    if proxy.kind == "custom":
+    else:
+        if proxy.args:
+            container["args"] = list(proxy.args)
         # A custom proxy configures itself from these.
         downward_api += [
             _field_env("POD_IP", "status.podIP"),
