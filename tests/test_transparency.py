@@ -60,6 +60,7 @@ class Pod:
 
 
 SHORT_IDLE_TIMEOUT = 6  # seconds, configured for case 15 (the default is an hour)
+TIMER_GRANULARITY = 0.05  # seconds
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +277,8 @@ def configured_idle_timeout(side: Side) -> None:
         assert sock.recv(100) == b"after"
         assert receive_or_reset(sock) == b"", "the proxy closes the idle connection"
         idle = time.monotonic() - last_sent
-    assert SHORT_IDLE_TIMEOUT <= idle < SHORT_IDLE_TIMEOUT + 20, idle
+    # Envoy's timers fire to within a few milliseconds (seen: 2 ms early over 6 s).
+    assert SHORT_IDLE_TIMEOUT - TIMER_GRANULARITY <= idle < SHORT_IDLE_TIMEOUT + 20, idle
 
 
 def receive_or_reset(sock: socket.socket) -> bytes:
