@@ -48,7 +48,7 @@ def test_reports_the_machine(output: str) -> None:
 def test_reports_in_process_reviews_against_the_floor(output: str) -> None:
     rows = _rows(output, "1. In-process review")
     assert [row[0] for row in rows] == ["small", "typical", "very large"]
-    assert all(len(row) == 9 and _figures(row[1:]) for row in rows), rows
+    assert all(len(row) == 11 and _figures(row[1:]) for row in rows), rows
 
 
 def test_reports_http_runs_for_both_functions(output: str) -> None:

@@ -77,7 +77,11 @@ def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
             "alwaysInjectSelectors: [{matchLabels: {'bad key!': x}}]",
             "alwaysInjectSelectors.0.matchLabels.bad key!.[key]",
         ),
-        ("nativeSidecar: false", "holdApplicationUntilProxyReady with nativeSidecar: false needs"),
+        ("proxy: {args: [--x]}", "proxy: args is only for kind custom"),
+        ("proxy: {waitCommand: [wait]}", "proxy: waitCommand is only for kind custom"),
+        ("proxy: {kind: custom, envoy: {concurrency: 4}}", "proxy: envoy is only for kind envoy"),
+        ("proxy: {kind: sidecar}", "proxy.kind: Input should be 'envoy' or 'custom'"),
+        ("proxy: {envoy: {idleTimeoutSeconds: -1}}", "proxy.envoy.idleTimeoutSeconds: Input"),
     ],
 )
 def test_invalid_configuration_names_the_field_and_the_problem(text: str, message: str) -> None:
@@ -86,9 +90,16 @@ def test_invalid_configuration_names_the_field_and_the_problem(text: str, messag
     assert message in str(error.value)
 
 
-def test_classic_hold_is_valid_with_a_wait_command() -> None:
-    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait]}")
-    assert config.proxy.wait_command == ("proxy", "wait")
+def test_a_custom_proxy_takes_args_and_a_wait_command() -> None:
+    config = parse_config(
+        "nativeSidecar: false\nproxy: {kind: custom, args: [run], waitCommand: [proxy, wait]}"
+    )
+    assert (config.proxy.args, config.proxy.wait_command) == (("run",), ("proxy", "wait"))
+
+
+def test_classic_mode_alone_is_a_valid_configuration() -> None:
+    config = parse_config("nativeSidecar: false")
+    assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, True)
 
 
 def test_yaml_errors_do_not_quote_the_configuration_text() -> None:

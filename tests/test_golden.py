@@ -156,7 +156,7 @@ def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
         "requests": {"cpu": "250m", "memory": "128Mi"},
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
-    assert {"name": "PROXY_LOG_LEVEL", "value": "debug"} in proxy["env"]
+    assert proxy["args"][proxy["args"].index("--log-level") + 1] == "debug"
     rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-A MESH_INBOUND -p tcp --dport 8080 -j MESH_IN_REDIRECT" in rules
     assert "-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT" not in rules
@@ -199,8 +199,10 @@ def test_port_conflict_skips_with_a_warning_naming_container_and_port(injector: 
     )
 
 
-def test_classic_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
-    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait-ready]}\n")
+def test_classic_custom_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
+    config = parse_config(
+        "nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait-ready]}\n"
+    )
     pod = CASES["existing-init-containers"]()
     outcome = Injector(config).evaluate(pod, "shop")
     patched = apply_patch(pod, outcome.operations)

@@ -141,8 +141,26 @@ class EnvVar(CamelModel):
         return name
 
 
+class EnvoyConfig(CamelModel):
+    """Settings of the bootstrap the injector renders for the `envoy` kind of proxy."""
+
+    # A proxied connection with no traffic either way for this long is closed (0: never).
+    # Generous, so that idle pooled connections (databases) live as long as without the proxy.
+    idle_timeout_seconds: int = Field(default=3600, ge=0)
+    # How long the proxy tries to connect to the original destination before giving up.
+    connect_timeout_seconds: int = Field(default=10, ge=1, le=3600)
+    # Envoy's worker threads (its default is one per CPU of the node, not of the Pod).
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+
+ProxyKind = Literal["envoy", "custom"]
+
+
 class ProxyConfig(CamelModel):
-    image: Image = "docker.io/envoyproxy/envoy:v1.32.3"
+    # envoy: the injector renders Envoy's bootstrap and command line (an Envoy image);
+    # custom: the image runs with the configured args and env and owns its configuration.
+    kind: ProxyKind = "envoy"
+    image: Image = "docker.io/envoyproxy/envoy:v1.40.0"
     uid: int = Field(default=1337, ge=1, le=2147483647)
     gid: int = Field(default=1337, ge=1, le=2147483647)
     log_level: LogLevel = "info"
@@ -153,10 +171,30 @@ class ProxyConfig(CamelModel):
         limits=ResourceList(cpu="2", memory="1Gi"),
     )
     env: tuple[EnvVar, ...] = ()
-    args: tuple[str, ...] = ()
-    # Run as the classic proxy's postStart hook when the application is held until the proxy
-    # is ready: it must block until the proxy serves its health port. Native sidecars need none.
+    envoy: EnvoyConfig = EnvoyConfig()  # kind envoy only
+    args: tuple[str, ...] = ()  # kind custom only
+    # Kind custom only: run as the classic proxy's postStart hook when the application is held
+    # until the proxy is ready; it must block until the proxy serves its health port.
     wait_command: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> Self:
+        if self.kind == "envoy":
+            for name, value in (("args", self.args), ("waitCommand", self.wait_command)):
+                if value:
+                    raise cross_field_error(
+                        f"{name} is only for kind custom: with kind envoy the injector renders "
+                        "the proxy's command line",
+                        name,
+                        "kind",
+                    )
+        elif self.envoy != EnvoyConfig():
+            raise cross_field_error(
+                "envoy is only for kind envoy: a custom proxy owns its configuration",
+                "envoy",
+                "kind",
+            )
+        return self
 
 
 class InitConfig(CamelModel):
@@ -190,21 +228,6 @@ class InjectorConfig(CamelModel):
     @classmethod
     def _valid_prefix(cls, prefix: str) -> str:
         return check_dns_subdomain(prefix)
-
-    @model_validator(mode="after")
-    def _classic_hold_needs_wait_command(self) -> Self:
-        if (
-            not self.native_sidecar
-            and self.hold_application_until_proxy_ready
-            and not self.proxy.wait_command
-        ):
-            raise cross_field_error(
-                "holdApplicationUntilProxyReady with nativeSidecar: false needs "
-                "proxy.waitCommand (a command that blocks until the proxy is ready)",
-                "nativeSidecar",
-                "holdApplicationUntilProxyReady",
-            )
-        return self
 
     def digest(self) -> str:
         """A short content hash that names this configuration in logs, status and /healthz."""

@@ -130,6 +130,7 @@ class Injector:
             message = f"the proxy was not injected: {conflict.detail}"
             return Outcome("skipped", conflict.reason, conflict.detail, (), (*warnings, message))
         operations = self._operations(view, injection)
+        warnings = (*warnings, *injection.warnings)
         return Outcome(
             "injected",
             Reason.INJECTED,
