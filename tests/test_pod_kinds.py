@@ -351,7 +351,9 @@ def test_where_another_mesh_sits_in_the_decision_order(
 
 # A classic proxy in a Pod that runs to completion.
 
-HELD_CLASSIC = Injector(parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait]}"))
+HELD_CLASSIC = Injector(
+    parse_config("nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait]}")
+)
 
 
 @pytest.mark.parametrize(

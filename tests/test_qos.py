@@ -219,7 +219,9 @@ G_LIMITS = {"cpu": "100m", "memory": "100Mi"}
 # The engine: a Guaranteed Pod stays Guaranteed once injected.
 
 REAL_WORLD = Path(__file__).parent / "data" / "real-world"
-CLASSIC_HELD = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait-ready]}\n")
+CLASSIC_HELD = parse_config(
+    "nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait-ready]}\n"
+)
 CLASSIC = {
     "injector.dev/native-sidecar": "false",
     "injector.dev/hold-application-until-proxy-ready": "false",
