@@ -129,7 +129,7 @@ def test_a_file_changes_only_the_fields_it_gives() -> None:
 def test_mappings_merge_at_every_depth_and_lists_replace() -> None:
     config = parse_config(
         "excludedNamespaces: [legacy]\n"
-        "proxy: {ports: {admin: 19000}, args: [--concurrency, '2']}\n"
+        "proxy: {kind: custom, ports: {admin: 19000}, args: [--concurrency, '2']}\n"
         "interception: {includeInboundPorts: [8080]}\n"
     )
     assert config.excluded_namespaces == ("legacy",)  # not appended to the defaults
