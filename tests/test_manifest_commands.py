@@ -24,6 +24,7 @@ REAL_WORLD = Path(__file__).parent / "data" / "real-world"
 MIXED = MANIFESTS / "mixed.yaml"
 POD_JSON = (MANIFESTS / "pod.json").read_bytes()
 SHAPES = REAL_WORLD / "roundtrip-shapes.yaml"
+YAML_1_1 = "yaml11-strings.yaml"
 # The shapes again, with what a file from another editor brings: CR LF, a byte order mark, no
 # final line break.
 SHAPES_CRLF = b"\xef\xbb\xbf" + SHAPES.read_bytes().replace(b"\n", b"\r\n").rstrip(b"-\r\n")
@@ -71,10 +72,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CompletedProcess
             "shapes": start("inject", "-f", str(SHAPES)),
             "shapes | uninject": piped(["inject", "-f", str(SHAPES)], ["uninject", "-f", "-"]),
             "crlf | uninject": piped(["inject", "-f", str(crlf)], ["uninject", "-f", "-"]),
-            "yaml 1.1": start("inject", "-f", str(REAL_WORLD / "yaml11-strings.yaml")),
-            "yaml 1.1 json": start(
-                "inject", "-f", str(REAL_WORLD / "yaml11-strings.yaml"), "-o", "json"
-            ),
+            "yaml 1.1": start("inject", "-f", str(REAL_WORLD / YAML_1_1)),
+            "yaml 1.1 json": start("inject", "-f", str(REAL_WORLD / YAML_1_1), "-o", "json"),
             "settings": start("inject", "-f", str(REAL_WORLD / "settings-on-workload.yaml")),
             "explain settings": start(
                 "explain", "-f", str(REAL_WORLD / "settings-on-workload.yaml")
@@ -184,16 +183,17 @@ def test_the_shapes_other_injectors_rewrite_are_kept(
 
 
 def test_strings_kubectl_would_read_as_booleans_are_quoted(
-    runs: dict[str, CompletedProcess[bytes]],
+    injector: Injector, runs: dict[str, CompletedProcess[bytes]]
 ) -> None:
     yaml_result, json_result = runs["yaml 1.1"], runs["yaml 1.1 json"]
     assert yaml_result.returncode == json_result.returncode == 0
     as_kubectl_reads = list(pyyaml.safe_load_all(yaml_result.stdout))
     assert as_kubectl_reads == orjson.loads(json_result.stdout)["items"]
-    deployment, pod = as_kubectl_reads
-    proxy = deployment["spec"]["template"]["spec"]["initContainers"][1]
-    assert {"name": "PROXY_LOG_LEVEL", "value": "off"} in proxy["env"]
-    annotations = pod["metadata"]["annotations"]
+    before = list(YAML(typ="safe", pure=True).load_all((REAL_WORLD / YAML_1_1).read_text()))
+    for old, new, path in zip(before, as_kubectl_reads, [["spec", "template"], []], strict=True):
+        expected = webhook_template(injector, dig(old, path), "shop")
+        assert {key: dig(new, path)[key] for key in ("metadata", "spec")} == expected
+    annotations = as_kubectl_reads[1]["metadata"]["annotations"]
     assert annotations["kubectl.kubernetes.io/default-container"] == "on"
 
 

@@ -3,6 +3,7 @@ and its exact undoing."""
 
 import copy
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +356,9 @@ def test_explain_as_json_gives_the_decision_and_the_webhooks_patch(injector: Inj
 def test_injected_strings_a_yaml_1_1_reader_would_misread_are_quoted(injector: Injector) -> None:
     text = (REAL_WORLD / "yaml11-strings.yaml").read_text()
     result = inject_text(injector, text)
-    assert '  value: "off"\n' in result
+    misread = re.compile(r"(?:: |- )(?:off|on|y|n|yes|no|null|~)[ \t]*$", re.MULTILINE)
+    assert misread.search(text) is None
+    assert misread.search(result) is None
     assert '    kubectl.kubernetes.io/default-container: "on"\n' in result
     manifest = manifest_of(result)
     as_kubectl_reads = list(pyyaml.safe_load_all(result))
@@ -566,3 +569,16 @@ def test_uninject_edits_a_pod_the_webhook_injected_in_place(injector: Injector) 
     result = yaml_stream([manifest])
     assert to_plain(manifest_of(result).documents[0].data) == pod
     assert_lines_kept(result, out.getvalue())
+
+
+def test_a_workload_injected_before_is_left_out_of_the_proof(injector: Injector) -> None:
+    """inject proves that removing what it added gives back the text; a Pod in the same List
+    that was injected before (which uninject would also clean) is no reason to warn."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "app"}]}}
+    earlier = {**pod, **webhook_template(injector, pod, "default")}
+    out = io.StringIO()
+    yaml_writer().dump({"apiVersion": "v1", "kind": "List", "items": [earlier, pod]}, out)
+    manifest = manifest_of(out.getvalue())
+    assert inject_manifest(injector, manifest) == []
+    assert manifest.documents[0].changed is not None
+    assert uninject_manifest(manifest_of(yaml_stream([manifest]))) == [True, True]

@@ -12,8 +12,8 @@ from injector.core.keys import Keys
 from injector.manifests.documents import Changed, Document
 from injector.manifests.edit import Rewrite, rewrite
 from injector.manifests.read import reread
-from injector.manifests.uninject import uninject_document
-from injector.manifests.workloads import Workload, set_pod
+from injector.manifests.uninject import uninject
+from injector.manifests.workloads import Workload, find_workloads, set_pod
 from injector.manifests.write import to_plain, with_block_strings
 
 DEFAULT_NAMESPACE = "default"
@@ -62,8 +62,14 @@ def inject_document(
             f"written anew, as its text could not be edited in place ({result.written_anew}): "
             "its layout may change, and uninject will not give back its original text"
         ]
-    _, back = uninject_document(reread(document, result.text), keys)
-    if back is not None and back.text == document.text:
+    # The proof: removing what was just injected gives back the text as read.
+    again = reread(document, result.text)
+    data = copy.deepcopy(again.data)
+    injected_now = {w.item_path for w, outcome in outcomes if outcome.decision == "injected"}
+    for workload in find_workloads(again).workloads:
+        if workload.item_path in injected_now:
+            uninject(workload, keys, data)
+    if rewrite(again, data, adding=False).text == document.text:
         return []
     if result.nulls:
         why = f"{', '.join(result.nulls)} was written as null, and uninject removes it"
