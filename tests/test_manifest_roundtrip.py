@@ -103,14 +103,15 @@ def is_subsequence(part: str, whole: str) -> bool:
     return all(character in characters for character in part)
 
 
-EXAMPLES = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+def examples(count: int) -> settings:
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
-@EXAMPLES
+@examples(100)
 @given(streams(manifest_objects()))
 def test_inject_adds_only_and_uninject_gives_back_the_bytes(
     injector: Injector, stream: Stream
@@ -138,7 +139,7 @@ def test_inject_adds_only_and_uninject_gives_back_the_bytes(
     assert yaml_stream([again]).encode() == stream.content
 
 
-@EXAMPLES
+@examples(60)
 @given(streams(manifest_objects()))
 def test_a_yaml_1_1_reader_reads_the_yaml_output_as_the_json_output(
     injector: Injector, stream: Stream
