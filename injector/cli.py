@@ -2,12 +2,14 @@
 helpers and the manifest tools.
 
 Every failure the injector names is an `InjectorError`: it is printed here, once, as
-`error: <message>` on stderr, and becomes the command's exit code (1). Usage errors exit 2.
+`error: <message>` on stderr, and becomes the command's exit code: 1, or 2 for a usage error
+(argparse's own, and `InvalidArgument`). `injector --version` prints the version.
 """
 
 import argparse
 import signal
 import sys
+from importlib import metadata
 
 from injector.cluster import commands as cluster_commands
 from injector.errors import InjectorError
@@ -21,11 +23,20 @@ def parser() -> argparse.ArgumentParser:
         prog="injector",
         description="Sidecar proxy injector for Kubernetes service meshes.",
     )
+    root.add_argument("--version", action="version", version=f"injector {_version()}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.add_command(commands)
     cluster_commands.add_commands(commands)
     manifest_commands.add_commands(commands)
     return root
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml's)."""
+    try:
+        return metadata.version("injector")
+    except metadata.PackageNotFoundError:
+        return "(not installed: run pip install . for a version)"
 
 
 def console() -> None:
@@ -35,7 +46,8 @@ def console() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs one command; returns its exit code (argparse exits 2 itself on a usage error)."""
+    """Runs one command; returns its exit code (argparse exits 2 itself on a usage error,
+    and exits 0 itself for --help and --version)."""
     args = parser().parse_args(argv)
     try:
         return args.run(args)

@@ -54,7 +54,10 @@ class ManifestError(InjectorError):
 
 
 class InvalidArgument(InjectorError):
-    """A command-line value the command cannot use; the message names the option."""
+    """A command-line value the command cannot use: a usage error. The message names the
+    option."""
+
+    exit_code = 2
 
 
 class InvalidCaBundle(InvalidArgument):

@@ -109,19 +109,21 @@ def test_selectors_follow_the_configured_prefix(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["--url", "http://127.0.0.1:8080/"], "the webhook URL must be https://"),
-        (["--url", "https://host/path?x=1"], "may not carry a query, a fragment or user info"),
-        (["--url", "https://user@host/path"], "may not carry a query, a fragment or user info"),
-        (["--url", "https://host/", "--timeout", "31"], "timeoutSeconds must be from 1 to 30"),
-        (["--url", "https://host/", "--ca-bundle", "/nonexistent/ca.crt"], "No such file"),
-        (["--url", "https://host/", "--config", "/nonexistent.yaml"], "No such file"),
+        (["--url", "http://127.0.0.1:8080/"], "the webhook URL must be https://", 2),
+        (["--url", "https://host/path?x=1"], "may not carry a query, a fragment or user info", 2),
+        (["--url", "https://user@host/path"], "may not carry a query, a fragment or user info", 2),
+        (["--url", "https://host/", "--timeout", "31"], "timeoutSeconds must be from 1 to 30", 2),
+        (["--url", "https://host/", "--ca-bundle", "/nonexistent/ca.crt"], "No such file", 2),
+        (["--url", "https://host/", "--config", "/nonexistent.yaml"], "No such file", 1),
     ],
 )
-def test_invalid_input_exits_1_with_a_message_and_no_traceback(args, message) -> None:
+def test_invalid_input_exits_with_a_message_and_no_traceback(args, message, code) -> None:
+    """An option's value the command cannot use is a usage error (2); a configuration that
+    cannot be used, invalid input (1)."""
     result = run(*args)
-    assert result.returncode == 1
+    assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -1,14 +1,20 @@
 """`inject`, `uninject` and `explain`: the webhook's injection, offline, on manifest files.
 
 Each reads YAML (several documents) or JSON from files, directories (their *.yaml, *.yml and
-*.json, sorted) or stdin, and finds the Pods and the Pod templates of Deployments,
-StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs, also inside
-a `kind: List`. Every other document is passed through unchanged. The configuration comes from
---config or from the environment, exactly as the webhook's does.
+*.json, sorted; with -R, their subdirectories' too) or stdin, and finds the Pods and the Pod
+templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs,
+CronJobs, OpenShift DeploymentConfigs and Argo Rollouts, also inside a `kind: List`. Every
+other document is passed through as it was read, byte for byte; in a changed document, only
+the text of what was added or removed changes. The configuration comes from --config or from
+the environment, exactly as the webhook's does.
 
 `inject` and `uninject` write the documents to stdout and a line per workload to stderr;
-`explain` writes why each workload is or is not injected, and what would be added, to stdout.
-Input without any document (an empty file) is nothing to do: exit 0, and stderr says so.
+`explain` writes why each workload is or is not injected, and what would be added, to stdout
+(in words, or with -o json as one JSON object). Input without any document is nothing to do:
+exit 0, and stderr says so.
+
+As kubectl does, -n gives the namespace of the objects without one, and contradicting an
+object's own metadata.namespace is an error naming both.
 
 Exit codes: 0 done, 1 invalid input or a Pod the webhook would deny (nothing is written to
 stdout by inject or uninject then), 2 usage error.
@@ -18,19 +24,26 @@ import argparse
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 from injector.core.engine import Injector, Outcome
-from injector.core.keys import Keys
 from injector.core.policy import Reason
 from injector.errors import ManifestError
 from injector.kube.names import check_dns_label
-from injector.manifests.documents import Document
-from injector.manifests.explain import explanation
-from injector.manifests.inject import evaluate, inject, namespace_for
-from injector.manifests.read import read_documents
-from injector.manifests.uninject import uninject
-from injector.manifests.workloads import Workload, find_workloads
-from injector.manifests.write import write_json, write_yaml
+from injector.manifests.documents import Changed, Document, Manifest
+from injector.manifests.explain import explanation, explanation_json
+from injector.manifests.inject import evaluate, inject_document, namespace_for
+from injector.manifests.read import read_manifests
+from injector.manifests.uninject import uninject_document
+from injector.manifests.workloads import (
+    Findings,
+    Workload,
+    find_workloads,
+    misplaced_settings,
+    objects,
+)
+from injector.manifests.write import json_stream, to_json, yaml_stream
 from injector.service.sources import config_for_tools
 
 EXIT_CODES = (
@@ -45,11 +58,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         epilog=EXIT_CODES,
         help="add the proxy to the Pods and Pod templates in manifests",
         description="Injects the proxy as the webhook would, into every Pod and Pod template "
-        "in the manifests, and writes them to stdout; each workload's decision goes to stderr.",
+        "in the manifests, and writes them to stdout; each workload's decision goes to stderr. "
+        "Only what is added changes: uninject gives back the text byte for byte.",
     )
     _add_input_arguments(inject_command)
     _add_namespace_argument(inject_command)
-    _add_output_argument(inject_command)
+    _add_output_argument(inject_command, "documents as read, with what is added written in")
     inject_command.set_defaults(run=_inject)
 
     uninject_command = commands.add_parser(
@@ -60,7 +74,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "injected, and writes the manifests to stdout.",
     )
     _add_input_arguments(uninject_command)
-    _add_output_argument(uninject_command)
+    _add_output_argument(uninject_command, "documents as read, with what is removed cut out")
     uninject_command.set_defaults(run=_uninject)
 
     explain_command = commands.add_parser(
@@ -72,6 +86,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     _add_input_arguments(explain_command)
     _add_namespace_argument(explain_command)
+    explain_command.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: one object with each workload's decision, reason, "
+        "warnings and JSON Patch, for scripts",
+    )
     explain_command.set_defaults(run=_explain)
 
 
@@ -81,8 +103,15 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
         "--filename",
         action="append",
         required=True,
+        type=_filename,
         metavar="FILE",
         help="a manifest, a directory of them, or - for stdin (repeatable)",
+    )
+    parser.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="also read the manifests in the subdirectories of the directories given with -f",
     )
     parser.add_argument("--config", help="injector configuration file (else the environment)")
 
@@ -92,18 +121,24 @@ def _add_namespace_argument(parser: argparse.ArgumentParser) -> None:
         "-n",
         "--namespace",
         type=_namespace,
-        help="the namespace to decide for (default: each object's own, else default)",
+        help="the namespace of the objects that do not name one (default: default)",
     )
 
 
-def _add_output_argument(parser: argparse.ArgumentParser) -> None:
+def _add_output_argument(parser: argparse.ArgumentParser, yaml_help: str) -> None:
     parser.add_argument(
         "-o",
         "--output",
         choices=("yaml", "json"),
         default="yaml",
-        help="yaml (default; keeps comments) or json (several objects as a v1 List)",
+        help=f"yaml (default: the {yaml_help}) or json (several objects as a v1 List)",
     )
+
+
+def _filename(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("a file name cannot be empty")
+    return text
 
 
 def _namespace(text: str) -> str:
@@ -114,77 +149,130 @@ def _namespace(text: str) -> str:
 
 
 def _inject(args: argparse.Namespace) -> int:
-    injector, documents, workloads = _load(args)
-    if not documents:
-        return 0
+    injector, manifests, found = _load(args)
+    if _namespace_conflicts(found, args.namespace):
+        return 1
     decisions: Counter[str] = Counter()
     failed = False
-    for workload in workloads:
-        outcome = inject(injector, workload, namespace_for(workload, args.namespace))
-        problem = _problem(workload, outcome)
-        if problem is None:
-            _report(workload, outcome)
+    for document, findings in found:
+        _notes(findings)
+        outcomes = []
+        for workload in findings.workloads:
+            outcome = evaluate(injector, workload, namespace_for(workload, args.namespace))
+            problem = _problem(workload, outcome)
+            if problem is not None:
+                _error(f"{workload.describe()}: {problem}")
+                decisions["denied" if outcome.decision == "denied" else "invalid"] += 1
+                failed = True
+                continue
+            _report(workload, outcome, misplaced_settings(workload, injector.keys.prefix))
             decisions[outcome.decision] += 1
-        else:
-            _error(f"{workload.describe()}: {problem}")
-            decisions["denied" if outcome.decision == "denied" else "invalid"] += 1
-            failed = True
-    _summary(decisions, workloads, documents)
-    return 1 if failed else _write(documents, args.output)
+            outcomes.append((workload, outcome))
+        if not failed:
+            for warning in inject_document(document, outcomes, injector.keys):
+                _stderr(f"{document.where()}: warning: {warning}")
+    _summary(decisions, found)
+    return 1 if failed else _write(manifests, args.output)
 
 
 def _uninject(args: argparse.Namespace) -> int:
-    injector, documents, workloads = _load(args)
-    if not documents:
-        return 0
-    keys = Keys(injector.config.annotation_prefix)
+    injector, manifests, found = _load(args)
     results: Counter[str] = Counter()
     failed = False
-    for workload in workloads:
+    for document, findings in found:
+        _notes(findings)
         try:
-            result = "uninjected" if uninject(workload, keys) else "not injected"
-            _stderr(f"{workload.describe()}: {result}")
+            uninjected, rewrite = uninject_document(document, injector.keys)
         except ManifestError as error:
             _error(str(error))
-            result = "invalid"
+            results["invalid"] += len(findings.workloads)
             failed = True
-        results[result] += 1
-    _summary(results, workloads, documents)
-    return 1 if failed else _write(documents, args.output)
+            continue
+        for workload, done in zip(findings.workloads, uninjected, strict=True):
+            result = "uninjected" if done else "not injected"
+            _stderr(f"{workload.describe()}: {result}")
+            results[result] += 1
+        if rewrite is not None:
+            document.changed = Changed(rewrite.data, rewrite.text)
+            if rewrite.written_anew is not None:
+                _stderr(
+                    f"{document.where()}: warning: written anew, as its text could not be "
+                    f"edited in place ({rewrite.written_anew}): its layout may change"
+                )
+    _summary(results, found)
+    return 1 if failed else _write(manifests, args.output)
 
 
 def _explain(args: argparse.Namespace) -> int:
-    injector, documents, workloads = _load(args)
-    if not documents:
-        return 0
-    print(f"configuration digest {injector.digest}")
+    injector, _, found = _load(args)
+    if _namespace_conflicts(found, args.namespace):
+        return 1
+    sections: list[str] = []
+    reports: list[dict[str, Any]] = []
+    notes: list[str] = []
     failed = False
-    for workload in workloads:
-        namespace = namespace_for(workload, args.namespace)
-        outcome = evaluate(injector, workload, namespace)
-        print()
-        print(explanation(workload, namespace, outcome), end="")
-        problem = _problem(workload, outcome)
-        if problem is not None:
-            _error(f"{workload.describe()}: {problem}")
-            failed = True
-    if not workloads:
-        print(f"no workloads in {_count(len(documents), 'document')}")
+    for _, findings in found:
+        notes += findings.notes
+        sections += findings.notes
+        for workload in findings.workloads:
+            namespace = namespace_for(workload, args.namespace)
+            outcome = evaluate(injector, workload, namespace)
+            warnings = misplaced_settings(workload, injector.keys.prefix)
+            if args.output == "json":
+                reports.append(explanation_json(workload, namespace, outcome, warnings))
+            else:
+                sections.append(explanation(workload, namespace, outcome, warnings))
+            problem = _problem(workload, outcome)
+            if problem is not None:
+                _error(f"{workload.describe()}: {problem}")
+                failed = True
+    if args.output == "json":
+        report = {"configurationDigest": injector.digest, "workloads": reports, "notes": notes}
+        _print(to_json(report, indent=True).decode() + "\n")
+    elif found:
+        print(f"configuration digest {injector.digest}")
+        for section in sections:
+            print()
+            print(section.rstrip("\n"))
+        if not any(findings.workloads for _, findings in found):
+            print(f"\nno workloads in {_count(len(found), 'document')}")
     return 1 if failed else 0
 
 
-def _load(args: argparse.Namespace) -> tuple[Injector, list[Document], list[Workload]]:
-    """The injector, the documents and their workloads; says so when there are no documents.
+Found = list[tuple[Document, Findings]]
+
+
+def _load(args: argparse.Namespace) -> tuple[Injector, list[Manifest], Found]:
+    """The injector, the manifests, and each document's workloads; says so when there are no
+    documents.
 
     Raises an InjectorError for a configuration or input that cannot be used.
     """
     injector = Injector(config_for_tools(args.config, os.environ))
-    documents = read_documents(args.filename)
-    workloads = [workload for document in documents for workload in find_workloads(document)]
-    if not documents:
+    manifests = read_manifests(args.filename, recursive=args.recursive)
+    found = [(d, find_workloads(d)) for manifest in manifests for d in manifest.documents]
+    if not found:
         names = ", ".join("stdin" if name == "-" else name for name in args.filename)
         _stderr(f"nothing to do: no documents in {names}")
-    return injector, documents, workloads
+    return injector, manifests, found
+
+
+def _namespace_conflicts(found: Found, given: str | None) -> bool:
+    """Says, as kubectl does, for each object whose own namespace is not the one given with
+    -n, that they differ; whether any did."""
+    if given is None:
+        return False
+    conflicts = False
+    for document, _ in found:
+        for obj in objects(document):
+            if obj.namespace is not None and obj.namespace != given:
+                _error(
+                    f"{obj.describe(document)}: the namespace from the provided object "
+                    f'"{obj.namespace}" does not match the namespace "{given}" given with -n: '
+                    f"pass -n {obj.namespace}, or leave -n out"
+                )
+                conflicts = True
+    return conflicts
 
 
 def _problem(workload: Workload, outcome: Outcome) -> str | None:
@@ -198,28 +286,43 @@ def _problem(workload: Workload, outcome: Outcome) -> str | None:
     return None
 
 
-def _report(workload: Workload, outcome: Outcome) -> None:
+def _report(workload: Workload, outcome: Outcome, warnings: Iterable[str]) -> None:
     reason = "" if outcome.reason == outcome.decision else f" ({outcome.reason})"
     _stderr(f"{workload.describe()}: {outcome.decision}{reason}")
-    for warning in outcome.warnings:
+    for warning in (*outcome.warnings, *warnings):
         _stderr(f"  warning: {warning}")
 
 
-def _summary(results: Counter[str], workloads: list[Workload], documents: list[Document]) -> None:
-    where = f"in {_count(len(documents), 'document')}"
+def _notes(findings: Findings) -> None:
+    for note in findings.notes:
+        _stderr(note)
+
+
+def _summary(results: Counter[str], found: Found) -> None:
+    if not found:
+        return
+    where = f"in {_count(len(found), 'document')}"
+    workloads = sum(len(findings.workloads) for _, findings in found)
     if not workloads:
         _stderr(f"no workloads {where}: passed through unchanged")
         return
     counts = ", ".join(f"{n} {result}" for result, n in sorted(results.items()))
-    _stderr(f"{_count(len(workloads), 'workload')} {where}: {counts}")
+    _stderr(f"{_count(workloads, 'workload')} {where}: {counts}")
 
 
-def _write(documents: list[Document], output: str) -> int:
+def _write(manifests: list[Manifest], output: str) -> int:
     if output == "json":
-        write_json(documents, sys.stdout)
+        _print(json_stream([d for manifest in manifests for d in manifest.documents]))
     else:
-        write_yaml(documents, sys.stdout)
+        _print(yaml_stream(manifests))
     return 0
+
+
+def _print(text: str) -> None:
+    """Writes text to stdout as UTF-8, exactly: no newline translation, whatever the locale."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode())
+    sys.stdout.buffer.flush()
 
 
 def _count(n: int, noun: str) -> str:

@@ -1,19 +1,20 @@
-"""What injection would do to a workload, and why, in words and as a diff of its YAML."""
+"""What injection would do to a workload, and why: in words with a diff of its document's
+text, or as JSON for scripts."""
 
 import difflib
-import io
 from typing import Any
 
 from injector.core.engine import Outcome
-from injector.manifests.documents import YamlStyle
-from injector.manifests.inject import injected_pod
-from injector.manifests.workloads import POD_FIELDS, Workload
-from injector.manifests.write import write_yaml_data
+from injector.manifests.documents import LINE_BREAK_CHARACTERS, split_lines
+from injector.manifests.inject import injected
+from injector.manifests.workloads import Workload
 
 INDENT = "  "
 
 
-def explanation(workload: Workload, namespace: str, outcome: Outcome) -> str:
+def explanation(workload: Workload, namespace: str, outcome: Outcome, warnings: list[str]) -> str:
+    """The decision, the rule that made it, the overrides, the warnings (the engine's and
+    `warnings`), and a unified diff of the text that injection changes."""
     lines = [
         workload.describe(),
         f"{INDENT}namespace: {namespace}",
@@ -21,7 +22,7 @@ def explanation(workload: Workload, namespace: str, outcome: Outcome) -> str:
         f"{INDENT}reason: {outcome.reason}: {outcome.detail}",
     ]
     lines += [f"{INDENT}override: {key}={value}" for key, value in outcome.overrides.items()]
-    lines += [f"{INDENT}warning: {warning}" for warning in outcome.warnings]
+    lines += [f"{INDENT}warning: {warning}" for warning in (*outcome.warnings, *warnings)]
     lines += [f"{INDENT}note: {note}" for note in outcome.notes]
     if outcome.decision == "injected":
         where = workload.template_path or "the Pod"
@@ -32,17 +33,38 @@ def explanation(workload: Workload, namespace: str, outcome: Outcome) -> str:
     return "\n".join(lines) + "\n"
 
 
+def explanation_json(
+    workload: Workload, namespace: str, outcome: Outcome, warnings: list[str]
+) -> dict[str, Any]:
+    """The same as an object: where the workload is, the decision and reason (the webhook's
+    machine-readable reason), the overrides, the warnings, and the RFC 6902 JSON Patch the
+    webhook would return for its Pod."""
+    return {
+        "source": workload.document.source,
+        "document": workload.document.index,
+        "item": workload.item_path,
+        "kind": workload.kind,
+        "name": workload.name,
+        "templatePath": workload.template_path,
+        "namespace": namespace,
+        "decision": outcome.decision,
+        "reason": str(outcome.reason),
+        "detail": outcome.detail,
+        "overrides": dict(outcome.overrides),
+        "warnings": [*outcome.warnings, *warnings],
+        "notes": list(outcome.notes),
+        "patch": list(outcome.operations),
+    }
+
+
 def _diff(workload: Workload, outcome: Outcome) -> list[str]:
-    style = workload.document.style
-    before = _yaml_lines(workload.pod(), style)
-    after = _yaml_lines(injected_pod(workload, outcome), style)
-    name = f"{workload.kind}/{workload.name} {workload.template_path}".rstrip()
-    diff = difflib.unified_diff(before, after, f"{name} (as written)", f"{name} (injected)")
-    return [line.rstrip("\n") for line in diff]
-
-
-def _yaml_lines(pod: dict[str, Any], style: YamlStyle) -> list[str]:
-    text = io.StringIO()
-    write_yaml_data({key: pod[key] for key in POD_FIELDS if key in pod}, style, text)
-    text.seek(0)
-    return text.readlines()  # at "\n" only, as YAML breaks lines
+    document = workload.document
+    result = injected(document, [(workload, outcome)])
+    before = split_lines(document.text)
+    after = split_lines(result.text)
+    where = document.where()
+    diff = difflib.unified_diff(before, after, f"{where} (as written)", f"{where} (injected)")
+    lines = [line.rstrip(LINE_BREAK_CHARACTERS) for line in diff]
+    if result.written_anew is not None:
+        lines.insert(0, f"(written anew: {result.written_anew})")
+    return lines

@@ -2,7 +2,9 @@
 
 The status lists the names of the containers, volumes, annotations and labels the injector
 added, and the arrays and objects it created, which are deleted again once they are empty.
-Nothing else in the Pod or template is touched.
+Nothing else in the Pod or template is touched, and in the text only what is removed is cut
+out (see `injector.manifests.edit`), so that `uninject` of what `inject` wrote gives back the
+text it read.
 """
 
 import copy
@@ -13,7 +15,9 @@ from jsonpointer import JsonPointer
 from injector.core.keys import Keys
 from injector.core.status import InjectionStatus
 from injector.errors import InvalidStatus, ManifestError
-from injector.manifests.workloads import Workload
+from injector.manifests.documents import Document
+from injector.manifests.edit import Rewrite, rewrite
+from injector.manifests.workloads import Workload, find_workloads
 
 
 def injection_status(workload: Workload, keys: Keys) -> InjectionStatus | None:
@@ -30,25 +34,41 @@ def injection_status(workload: Workload, keys: Keys) -> InjectionStatus | None:
         raise ManifestError(f"{workload.describe()}: {field}: {error}") from None
 
 
-def uninject(workload: Workload, keys: Keys) -> bool:
-    """Removes the injection in place; False when the workload has no status annotation."""
+def uninject(workload: Workload, keys: Keys, data: dict[str, Any]) -> bool:
+    """Removes the injection from the workload's Pod in `data`, a copy of its document's
+    object; False when the workload has no status annotation (it is not injected).
+
+    ManifestError for a status annotation the injector did not write, or a Pod without spec.
+    """
     status = injection_status(workload, keys)
     if status is None:
         return False
-    pod = copy.deepcopy(workload.pod())  # a copy, so that YAML anchors elsewhere stay as they are
-    spec = pod.get("spec")
+    holder = workload.holder_in(data)
+    spec = holder.get("spec")
     if not isinstance(spec, dict):
         raise ManifestError(f"{workload.describe()}: {workload.field('spec')} must be a mapping")
-    metadata = pod["metadata"]
+    # Copies, so that what the YAML shares through anchors changes only in the template.
+    spec = holder["spec"] = copy.deepcopy(spec)
+    metadata = holder["metadata"] = copy.deepcopy(holder["metadata"])
     _remove_named(spec.get("initContainers"), set(status.init_containers))
     _remove_named(spec.get("containers"), set(status.containers))
     _remove_named(spec.get("volumes"), set(status.volumes))
     _remove_keys(metadata.get("annotations"), set(status.annotations))
     _remove_keys(metadata.get("labels"), set(status.labels))
     for pointer in sorted(status.created, key=lambda p: p.count("/"), reverse=True):
-        _remove_if_empty(pod, pointer)
-    workload.replace_pod(pod)
+        _remove_if_empty(holder, pointer)
     return True
+
+
+def uninject_document(document: Document, keys: Keys) -> tuple[list[bool], Rewrite | None]:
+    """For each of the document's workloads, whether it was uninjected; and the document
+    without what was injected, None when nothing was.
+
+    ManifestError as `uninject`, and for a workload without a usable Pod template.
+    """
+    data = copy.deepcopy(document.data)
+    results = [uninject(w, keys, data) for w in find_workloads(document).workloads]
+    return results, rewrite(document, data, adding=False) if any(results) else None
 
 
 def _remove_named(items: Any, names: set[str]) -> None:
@@ -65,9 +85,9 @@ def _remove_keys(mapping: Any, keys: set[str]) -> None:
             del mapping[key]
 
 
-def _remove_if_empty(pod: dict[str, Any], pointer: str) -> None:
+def _remove_if_empty(holder: dict[str, Any], pointer: str) -> None:
     *parents, last = JsonPointer(pointer).parts
-    container: Any = pod
+    container: Any = holder
     for token in parents:
         container = container.get(token) if isinstance(container, dict) else None
     if isinstance(container, dict) and last in container and container[last] in ({}, []):

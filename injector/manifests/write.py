@@ -1,42 +1,72 @@
-"""Writing documents: YAML in each file's own indentation, or JSON."""
+"""Writing manifests: YAML as the text each document was read from (or its new text), or JSON."""
 
 import datetime
-import functools
+import io
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
-from ruamel.yaml import YAML
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from injector.manifests.documents import Document, YamlStyle
+from injector.kube.yaml import YAML_1_1_LINE_BREAKS, yaml_writer
+from injector.manifests.documents import LINE_BREAK_CHARACTERS, Document, Manifest
+
+BYTE_ORDER_MARK = "\ufeff"
+DOCUMENT_START = "---"
 
 
-def write_yaml(documents: Sequence[Document], stream: TextIO) -> None:
-    for position, document in enumerate(documents):
-        if position or document.style.explicit_start:
-            stream.write("---\n")
-        write_yaml_data(document.data, document.style, stream)
+def yaml_stream(manifests: Sequence[Manifest]) -> str:
+    """The manifests as one YAML stream: each file's text with only its changed documents'
+    text replaced. A file that does not start a document of its own gets a `---` line first;
+    a byte order mark is kept at the start of the stream only."""
+    out: list[str] = []
+    for manifest in manifests:
+        text = manifest.output_text()
+        if out:
+            if out[-1] and out[-1][-1] not in LINE_BREAK_CHARACTERS:
+                out.append("\n")
+            if not text.startswith(DOCUMENT_START):
+                out.append(DOCUMENT_START + "\n")
+        elif manifest.byte_order_mark:
+            out.append(BYTE_ORDER_MARK)
+        out.append(text)
+    return "".join(out)
 
 
-def write_yaml_data(data: Any, style: YamlStyle, stream: TextIO) -> None:
-    _yaml_writer(style).dump(data, stream)
-
-
-def write_json(documents: Sequence[Document], stream: TextIO) -> None:
-    """One object as itself, several as a v1 List (as `kubectl get -o json` prints them)."""
+def json_stream(documents: Sequence[Document]) -> str:
+    """One object as itself, any other number as a v1 List (as `kubectl get -o json` prints
+    them), indented by two spaces, with a final line break."""
     if len(documents) == 1:
-        data: Any = documents[0].data
+        data: Any = documents[0].output_data
     else:
-        data = {"apiVersion": "v1", "kind": "List", "items": [d.data for d in documents]}
-    stream.write(to_json(data, indent=True).decode())
-    stream.write("\n")
+        items = [d.output_data for d in documents]
+        data = {"apiVersion": "v1", "kind": "List", "items": items}
+    return to_json(data, indent=True).decode() + "\n"
+
+
+def rewritten_text(document: Document, data: dict[str, Any]) -> str:
+    """A document's object written anew: JSON for a JSON document, else YAML in the
+    document's indentation (with the comments ruamel.yaml kept with the data), after a
+    `---` line when the document had one, with the document's line breaks."""
+    if document.is_json:
+        return to_json(data, indent=True).decode() + "\n"
+    out = io.StringIO()
+    if document.text.startswith(DOCUMENT_START):
+        out.write(DOCUMENT_START + "\n")
+    style = document.style
+    writer = yaml_writer(mapping_indent=style.mapping_indent, sequence_offset=style.sequence_offset)
+    writer.dump(data, out)
+    return out.getvalue().replace("\n", document.line_break)
 
 
 def to_json(value: Any, *, indent: bool = False) -> bytes:
     """JSON for data read from YAML or JSON, whatever types the YAML reader gave its values."""
-    options = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+    options = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_NON_STR_KEYS  # quoted keys are str subclasses; YAML allows other keys
+    )
     return orjson.dumps(
         value, default=_plain, option=options | (orjson.OPT_INDENT_2 if indent else 0)
     )
@@ -64,18 +94,6 @@ def with_block_strings(value: Any) -> Any:
         return {key: with_block_strings(item) for key, item in value.items()}
     if isinstance(value, list):
         return [with_block_strings(item) for item in value]
-    if isinstance(value, str) and "\n" in value:
+    if isinstance(value, str) and "\n" in value and not YAML_1_1_LINE_BREAKS.intersection(value):
         return LiteralScalarString(value)
     return value
-
-
-@functools.cache
-def _yaml_writer(style: YamlStyle) -> YAML:
-    yaml = YAML()
-    yaml.indent(
-        mapping=style.mapping_indent,
-        sequence=style.sequence_offset + 2,
-        offset=style.sequence_offset,
-    )
-    yaml.width = 4096  # long values stay on one line, as they were written
-    return yaml
