@@ -60,7 +60,12 @@ class InvalidArgument(InjectorError):
     exit_code = 2
 
 
-class InvalidCaBundle(InvalidArgument):
+class InvalidInput(InjectorError):
+    """A file a command was given cannot be read, or does not hold what it must; the message
+    names the option and the file."""
+
+
+class InvalidCaBundle(InvalidInput):
     """A CA bundle that is not only PEM certificates usable as trust anchors; says which part."""
 
 

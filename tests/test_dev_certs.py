@@ -139,7 +139,7 @@ def test_a_ca_that_cannot_be_reused_is_refused_without_force(
 )
 def test_a_host_that_is_not_a_dns_name_or_ip_address_is_refused(tmp_path: Path, host: str) -> None:
     result = certs(tmp_path / "out", "--host", "localhost", f"--host={host}")
-    assert (result.returncode, result.stdout) == (1, "")
+    assert (result.returncode, result.stdout) == (2, "")  # a usage error
     assert result.stderr == (
         f"error: --host {host!r} is not a DNS name such as localhost or webhook.example.com, "
         "or an IP address (127.0.0.1)\n"
@@ -158,7 +158,7 @@ def test_dns_names_are_lowercased_and_ipv6_addresses_accepted(tmp_path: Path) ->
 
 def test_days_below_one_are_refused(tmp_path: Path) -> None:
     result = certs(tmp_path, "--host", "localhost", "--days", "0")
-    assert (result.returncode, result.stderr) == (1, "error: --days must be at least 1, got 0\n")
+    assert (result.returncode, result.stderr) == (2, "error: --days must be at least 1, got 0\n")
 
 
 def test_the_readme_example_includes_loopback() -> None:

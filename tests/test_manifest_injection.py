@@ -350,7 +350,9 @@ def test_explain_as_json_gives_the_decision_and_the_webhooks_patch(injector: Inj
         "detail": "the default policy is enabled",
         "overrides": {"injector.dev/log-level": "debug"},
         "warnings": ["w"],
+        "notes": list(outcome.notes),
     }
+    assert report["notes"]  # what Pod Security needs, as explain's text says
     pod = {"apiVersion": "v1", "kind": "Pod", **to_plain(template_of(deployment))}
     patched = apply_patch(pod, report["patch"])
     expected = webhook_template(injector, template_of(deployment), "shop")

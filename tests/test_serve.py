@@ -92,7 +92,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {},
             "--tls-cert missing/tls.crt cannot be read: No such file or directory",
         ),
-        (["--tls-cert", "tls.crt"], {}, "--tls-cert and --tls-key go together"),
     ],
 )
 def test_a_start_up_mistake_ends_serve_with_one_line(
@@ -100,6 +99,12 @@ def test_a_start_up_mistake_ends_serve_with_one_line(
 ) -> None:
     code, stdout, stderr = serve(args, env, tmp_path)
     assert (code, stderr) == (1, f"error: {message}\n")
+    assert "Traceback" not in stdout
+
+
+def test_a_usage_error_ends_serve_with_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    code, stdout, stderr = serve(["--tls-cert", "tls.crt"], {}, tmp_path)
+    assert (code, stderr) == (2, "error: --tls-cert and --tls-key go together\n")
     assert "Traceback" not in stdout
 
 

@@ -115,7 +115,7 @@ def test_selectors_follow_the_configured_prefix(tmp_path: Path) -> None:
         (["--url", "https://host/path?x=1"], "may not carry a query, a fragment or user info", 2),
         (["--url", "https://user@host/path"], "may not carry a query, a fragment or user info", 2),
         (["--url", "https://host/", "--timeout", "31"], "timeoutSeconds must be from 1 to 30", 2),
-        (["--url", "https://host/", "--ca-bundle", "/nonexistent/ca.crt"], "No such file", 2),
+        (["--url", "https://host/", "--ca-bundle", "/nonexistent/ca.crt"], "No such file", 1),
         (["--url", "https://host/", "--config", "/nonexistent.yaml"], "No such file", 1),
     ],
 )

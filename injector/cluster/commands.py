@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from injector.errors import InvalidArgument, MissingDependency
+from injector.errors import InvalidInput, MissingDependency
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -105,7 +105,7 @@ def _read_ca_bundle(path: Path) -> bytes:
     try:
         pem = path.read_bytes()
     except OSError as error:
-        raise InvalidArgument(f"--ca-bundle {path} cannot be read: {error.strerror}") from None
+        raise InvalidInput(f"--ca-bundle {path} cannot be read: {error.strerror}") from None
     anchors = check_trust_anchors(pem, f"--ca-bundle {path}")
     return b"".join(certificate.public_bytes(Encoding.PEM) for certificate in anchors)
 

@@ -5,7 +5,6 @@ import difflib
 from typing import Any
 
 from injector.core.engine import Outcome
-from injector.manifests.documents import LINE_BREAK_CHARACTERS, split_lines
 from injector.manifests.inject import injected
 from injector.manifests.workloads import Workload
 
@@ -60,11 +59,17 @@ def explanation_json(
 def _diff(workload: Workload, outcome: Outcome) -> list[str]:
     document = workload.document
     result = injected(document, [(workload, outcome)])
-    before = split_lines(document.text)
-    after = split_lines(result.text)
+    before = _display_lines(document.text)
+    after = _display_lines(result.text)
     where = document.where()
     diff = difflib.unified_diff(before, after, f"{where} (as written)", f"{where} (injected)")
-    lines = [line.rstrip(LINE_BREAK_CHARACTERS) for line in diff]
+    lines = [line.removesuffix("\n").removesuffix("\r") for line in diff]
     if result.written_anew is not None:
         lines.insert(0, f"(written anew: {result.written_anew})")
     return lines
+
+
+def _display_lines(text: str) -> list[str]:
+    """The lines as a terminal or an editor shows them, each with its "\n": a scalar holding
+    U+2028 or the like (a line break only to a YAML 1.1 reader) stays on its line."""
+    return [line + "\n" for line in text.removesuffix("\n").split("\n")] if text else []

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from injector.errors import InvalidArgument
+from injector.errors import InvalidArgument, InvalidInput
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -77,12 +77,12 @@ def check_sources(environ: Mapping[str, str]) -> None:
 
 
 def check_tls_files(cert: Path, key: Path) -> None:
-    """InvalidArgument unless `cert` is a readable PEM certificate chain and `key` its key."""
+    """InvalidInput unless `cert` is a readable PEM certificate chain and `key` its key."""
     for option, path in (("--tls-cert", cert), ("--tls-key", key)):
         try:
             path.read_bytes()
         except OSError as error:
-            raise InvalidArgument(f"{option} {path} cannot be read: {error.strerror}") from None
+            raise InvalidInput(f"{option} {path} cannot be read: {error.strerror}") from None
     try:
         # An empty password: an encrypted key is refused rather than prompted for.
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=b"")
@@ -94,7 +94,7 @@ def check_tls_files(cert: Path, key: Path) -> None:
                 f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate chain and "
                 "its unencrypted private key"
             )
-        raise InvalidArgument(problem) from None
+        raise InvalidInput(problem) from None
 
 
 def _print_url(server: Any) -> None:
