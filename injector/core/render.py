@@ -15,6 +15,9 @@ from injector.core.keys import (
     IPTABLES_VOLUME,
     PROXY_CONTAINER,
     PROXY_TMP_VOLUME,
+    PROXY_TOKEN_DIR,
+    PROXY_TOKEN_FILE,
+    PROXY_TOKEN_VOLUME,
     XTABLES_LOCK_VOLUME,
     Keys,
 )
@@ -65,7 +68,7 @@ def render(config: InjectorConfig) -> Injection:
         trailing_init_containers=() if native else (init,),
         leading_containers=(proxy,) if hold_classic else (),
         trailing_containers=() if native or hold_classic else (proxy,),
-        volumes=_volumes(keys),
+        volumes=_volumes(config, keys),
         annotations={keys.iptables_rules: ruleset(Interception.from_config(config))},
         labels={keys.injected_label: "true"},
     )
@@ -142,12 +145,16 @@ def _proxy_container(config: InjectorConfig) -> Json:
         "capabilities": {"drop": ["ALL"]},
     }
     container["volumeMounts"] = [{"name": PROXY_TMP_VOLUME, "mountPath": "/tmp"}]
+    if config.control_plane is not None and config.control_plane.token is not None:
+        container["volumeMounts"].append(
+            {"name": PROXY_TOKEN_VOLUME, "mountPath": PROXY_TOKEN_DIR, "readOnly": True}
+        )
     if native:
         container["restartPolicy"] = "Always"
     return container
 
 
-def _volumes(keys: Keys) -> tuple[Json, ...]:
+def _volumes(config: InjectorConfig, keys: Keys) -> tuple[Json, ...]:
     rules_path = f"metadata.annotations['{keys.iptables_rules}']"
     return (
         {
@@ -163,4 +170,31 @@ def _volumes(keys: Keys) -> tuple[Json, ...]:
         },
         {"name": XTABLES_LOCK_VOLUME, "emptyDir": {}},
         {"name": PROXY_TMP_VOLUME, "emptyDir": {}},
+        *_token_volume(config),
+    )
+
+
+def _token_volume(config: InjectorConfig) -> tuple[Json, ...]:
+    """The proxy's ServiceAccount token for the control plane, when one is configured.
+
+    The API server gives its own token mount only to the containers present when it admits the
+    Pod (before webhooks run), so the proxy gets a projected token of its own: the kubelet
+    requests it for the Pod's ServiceAccount with the configured audience and lifetime, and
+    rewrites the file before it expires (Kubernetes API, `ServiceAccountTokenProjection`). No
+    `defaultMode`: the default (0644, or 0600 owned by the Pod's fsGroup or shared runAsUser)
+    is what lets the proxy's uid read it.
+    """
+    if config.control_plane is None or config.control_plane.token is None:
+        return ()
+    token = config.control_plane.token
+    projection = {
+        "audience": token.audience,
+        "expirationSeconds": token.expiration_seconds,
+        "path": PROXY_TOKEN_FILE,
+    }
+    return (
+        {
+            "name": PROXY_TOKEN_VOLUME,
+            "projected": {"sources": [{"serviceAccountToken": projection}]},
+        },
     )
