@@ -7,7 +7,9 @@ with generous deadlines, for the events it reports.
 """
 
 import json
+import select
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -227,3 +229,96 @@ def tcp_proxy(stat_prefix: str, cluster: str) -> Json:
             cluster=cluster,
         ),
     }
+
+
+def original_destination_cluster(name: str) -> Json:
+    """A cluster connecting to each connection's original destination."""
+    return {
+        "name": name,
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": "5s",
+    }
+
+
+def capture_listener(name: str, port: int, filter_chains: list[Json]) -> Json:
+    """A listener on a capture port, reading the original destination of what iptables
+    redirected to it (`envoy.filters.listener.original_dst`)."""
+    return {
+        "name": name,
+        "address": _address("0.0.0.0", port),
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.original_dst",
+                "typed_config": _typed(
+                    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+                ),
+            }
+        ],
+        "filter_chains": filter_chains,
+    }
+
+
+def mesh_configuration(
+    outbound_port: int,
+    inbound_port: int,
+    virtual: tuple[str, int],
+    backend: tuple[str, int],
+) -> dict[str, list[Json]]:
+    """What a mesh serves a Pod: its outbound connections to a virtual address (nothing
+    listens there) go to a backend, every other connection to its original destination; inbound
+    connections reach the application. The `listeners` and `clusters` of `ControlPlane.set`."""
+    virtual_ip, virtual_port = virtual
+    routed = {
+        "filter_chain_match": {
+            "prefix_ranges": [{"address_prefix": virtual_ip, "prefix_len": 32}],
+            "destination_port": virtual_port,
+        },
+        "filters": [tcp_proxy("outbound_service", "service")],
+    }
+    return {
+        "listeners": [
+            capture_listener(
+                "outbound",
+                outbound_port,
+                [routed, {"filters": [tcp_proxy("outbound", "original_destination")]}],
+            ),
+            capture_listener(
+                "inbound",
+                inbound_port,
+                [{"filters": [tcp_proxy("inbound", "original_destination")]}],
+            ),
+        ],
+        "clusters": [
+            static_cluster("service", *backend),
+            original_destination_cluster("original_destination"),
+        ],
+    }
+
+
+# Answers every connection with its name (argv[2]), on argv[1] and a port of the system's
+# choosing, which it prints first.
+_NAME_SERVER = r"""
+import contextlib, socket, sys
+
+listener = socket.socket()
+listener.bind((sys.argv[1], 0))
+listener.listen(64)
+print(listener.getsockname()[1], flush=True)
+while True:
+    connection, _ = listener.accept()
+    with connection, contextlib.suppress(OSError):
+        connection.sendall(sys.argv[2].encode())
+"""
+
+
+def start_name_server(run: Callable[[list[str]], subprocess.Popen], host: str, name: str) -> int:
+    """Starts, with `run` (which owns the process and stops it), a server answering every
+    connection with `name`; its port."""
+    process = run([sys.executable, "-I", "-c", _NAME_SERVER, host, name])
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+    line = process.stdout.readline() if ready else b""
+    if not line.strip().isdigit():
+        raise RuntimeError(f"the name server {name} did not start: {line!r}")
+    return int(line)
