@@ -144,13 +144,15 @@ class ControlPlane:
 @contextmanager
 def run_control_plane(
     host: str = "127.0.0.1",
+    port: int = 0,
     tls: tuple[Path, Path] | None = None,
     issuer_key: Path | None = None,
     audience: str | None = None,
     wrap: Callable[[list[str]], list[str]] = lambda argv: argv,
     stderr: Path | None = None,
 ) -> Iterator[ControlPlane]:
-    """The control plane serving on `host` (port chosen by the system) until the block ends.
+    """The control plane serving on `host` and `port` (0: chosen by the system) until the
+    block ends.
 
     `tls` is (certificate chain, key) to serve TLS; `issuer_key` and `audience` make it accept
     only tokens that key signed for that audience; `wrap` turns the command line into one that
@@ -158,7 +160,7 @@ def run_control_plane(
     """
     if not XDS_PYTHON.exists():
         raise RuntimeError(f"{XDS_PYTHON} is missing: `make setup` creates it")
-    argv = [str(XDS_PYTHON), "-B", str(SERVER), "--host", host]
+    argv = [str(XDS_PYTHON), "-B", str(SERVER), "--host", host, "--port", str(port)]
     if tls is not None:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     if issuer_key is not None:

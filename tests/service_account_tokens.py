@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+API_SERVER_AUDIENCE = ISSUER  # a projection's audience when it names none
 
 
 class TokenIssuer:

@@ -330,6 +330,17 @@ class InjectorConfig(CamelModel):
     def _valid_prefix(cls, prefix: str) -> str:
         return check_dns_subdomain(prefix)
 
+    @model_validator(mode="after")
+    def _control_plane_needs_envoy(self) -> Self:
+        if self.control_plane is not None and self.proxy.kind != "envoy":
+            raise cross_field_error(
+                "controlPlane is only for proxy.kind envoy: a custom proxy owns its "
+                "configuration, its connection to a control plane included",
+                "controlPlane",
+                "proxy.kind",
+            )
+        return self
+
     def digest(self) -> str:
         """A short content hash that names this configuration in logs, status and /healthz."""
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)

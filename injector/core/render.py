@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from injector.core import envoy
+from injector.core import envoy, xds
 from injector.core.config import InjectorConfig
 from injector.core.iptables import Interception, ruleset
 from injector.core.keys import (
@@ -135,6 +135,14 @@ def _proxy_container(config: InjectorConfig) -> Json:
         container["command"], container["args"] = envoy.command_line(
             _bootstrap_parameters(config), proxy.log_level, proxy.envoy.concurrency
         )
+        if config.control_plane is not None:
+            # The node metadata's values (see injector.core.xds).
+            downward_api += [
+                _field_env("POD_IP", "status.podIP"),
+                _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                _field_env("NODE_NAME", "spec.nodeName"),
+                *xds.label_variables(config.control_plane),
+            ]
     else:
         if proxy.args:
             container["args"] = list(proxy.args)
@@ -197,6 +205,7 @@ def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
         metrics_port=ports.metrics,
         idle_timeout_seconds=proxy.envoy.idle_timeout_seconds,
         connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
+        control_plane=config.control_plane,
     )
 
 
