@@ -5,10 +5,11 @@ PORT ?= 8080
 BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
+XDS_VENV := .venv-xds
 
 .PHONY: setup serve test lint bench system-packages
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(XDS_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +21,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 $(CHECKOV_VENV)/.installed: Makefile
 	python3 -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+# The tests' xDS control plane has its own environment: see requirements-xds.txt.
+$(XDS_VENV)/.installed: requirements-xds.txt
+	python3 -m venv $(XDS_VENV)
+	$(XDS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-xds.txt
 	touch $@
 
 system-packages:

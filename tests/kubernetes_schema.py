@@ -63,6 +63,9 @@ def validate_pod_rules(metadata: dict[str, Any], spec: dict[str, Any]) -> None:
     for name in volume_names:
         _check(bool(_DNS_LABEL.match(name)) and len(name) <= 63, f"bad volume name {name!r}")
     for volume in volumes:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if "serviceAccountToken" in source:
+                _check_token_projection(volume["name"], source["serviceAccountToken"])
         for item in (volume.get("downwardAPI") or {}).get("items") or []:
             if "fieldRef" in item:
                 path = item["fieldRef"]["fieldPath"]
@@ -113,6 +116,18 @@ def _check_pod_level_resources(
             total <= parse_quantity(str(pod_request)),
             f"the containers request more {resource} than the Pod",
         )
+
+
+def _check_token_projection(volume: str, projection: dict[str, Any]) -> None:
+    """A ServiceAccountTokenProjection: at least 10 minutes, at most 2^32 seconds, a relative
+    path without `..` (the API server's volume validation)."""
+    seconds = projection.get("expirationSeconds", 3600)
+    _check(600 <= seconds <= 2**32, f"{volume}: expirationSeconds {seconds} out of range")
+    path = projection["path"]
+    _check(
+        bool(path) and not path.startswith("/") and ".." not in path.split("/"),
+        f"{volume}: bad token path {path!r}",
+    )
 
 
 def _check_container(container: dict[str, Any], volume_names: set[str]) -> None:

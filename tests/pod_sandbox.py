@@ -11,8 +11,10 @@ Containers run as the kubelet starts them:
   first, then readiness), sent from the node namespace to the Pod IP;
 - each container in its own mount namespace whose root is the host's root under an overlay
   (read-only with `readOnlyRootFilesystem`), with its volumes mounted at their mountPaths:
-  emptyDirs (a directory shared by the Pod's containers, whatever their medium), and Downward
-  API files rendered from the Pod; with its env resolved (values with `$(VAR)` expansion,
+  emptyDirs (a directory shared by the Pod's containers, whatever their medium), Downward
+  API files rendered from the Pod, and projected ServiceAccount tokens (issued by
+  `token_issuer`, a stand-in for the API server, and written and rotated as the kubelet writes
+  them: tests/service_account_tokens.py); with its env resolved (values with `$(VAR)` expansion,
   Downward API fields) and its command and args expanded; as the uid, gid and groups of its
   security context, with its capabilities and `no_new_privs`.
 
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import envoy
+from service_account_tokens import API_SERVER_AUDIENCE, TokenIssuer, write_atomically
 
 Json = dict[str, Any]
 
@@ -186,6 +189,26 @@ def mount(*args):
     subprocess.run(["mount", *args], check=True)
 
 
+# Where `path` of the container is under `root`, its symlinks resolved within the root (as
+# runc resolves a mount's destination): /var/run -> /run must not lead to the host's /run.
+def inside(root, path):
+    parts, resolved, links = [p for p in path.split("/") if p], "", 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            resolved = resolved.rpartition("/")[0]
+        elif part != "." and os.path.islink(root + resolved + "/" + part):
+            links += 1
+            if links > 40:
+                raise OSError(f"too many symlinks in {path}")
+            target = os.readlink(root + resolved + "/" + part)
+            resolved = "" if target.startswith("/") else resolved
+            parts = [p for p in target.split("/") if p] + parts
+        elif part != ".":
+            resolved += "/" + part
+    return root + resolved
+
+
 mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", scratch)
 upper, work, root = (os.path.join(scratch, name) for name in ("upper", "work", "root"))
 for path in (upper, work, root):
@@ -194,7 +217,7 @@ mount("-t", "overlay", "overlay", "-o", f"lowerdir=/,upperdir={upper},workdir={w
 for path in ("/proc", "/dev", "/sys"):
     mount("--rbind", path, root + path)
 for item in spec["mounts"]:
-    target = root + item["target"]
+    target = inside(root, item["target"])
     if os.path.isdir(item["source"]):
         os.makedirs(target, exist_ok=True)
     else:
@@ -401,9 +424,12 @@ class PodSandbox:
         pod: Json,
         images: Mapping[str, Image],
         namespace: str = "default",
+        token_issuer: TokenIssuer | None = None,
     ):
         self.pod = json.loads(json.dumps(pod))
         self.images = dict(images)
+        self.token_issuer = token_issuer or TokenIssuer()
+        self._token_sources: dict[str, list[Json]] = {}  # projected volume -> its tokens
         self.namespace = self.pod.get("metadata", {}).get("namespace") or namespace
         self._net: Network | None = None
         self._stack = ExitStack()
@@ -734,6 +760,11 @@ class PodSandbox:
             elif set(volume) == {"name", "downwardAPI"}:
                 self._render_downward_api(path, volume["downwardAPI"])
                 volumes[name] = (path, True)
+            elif set(volume) == {"name", "projected"}:
+                self._token_sources[name] = self._tokens_to_project(name, volume["projected"])
+                path.chmod(0o755)
+                self.rotate_tokens(name)
+                volumes[name] = (path, True)
             else:
                 kind = sorted(set(volume) - {"name"})
                 raise NotFaithful(f"volume {name} of kind {kind} is not provided by the sandbox")
@@ -749,6 +780,34 @@ class PodSandbox:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(self.field(item["fieldRef"]["fieldPath"]))
             target.chmod(item.get("mode", mode))
+
+    def _tokens_to_project(self, name: str, projected: Json) -> list[Json]:
+        sources = projected.get("sources") or []
+        if not sources or any(set(source) != {"serviceAccountToken"} for source in sources):
+            raise NotFaithful(f"volume {name}: only serviceAccountToken sources are projected")
+        if "defaultMode" in projected:
+            raise NotFaithful(f"volume {name}: defaultMode is not applied")
+        # With an fsGroup the kubelet makes token files 0600 and then group-readable by it (an
+        # injected Pod's containers never all share one runAsUser, the other case of 0600).
+        if (self.pod["spec"].get("securityContext") or {}).get("fsGroup") is not None:
+            raise NotFaithful(f"volume {name}: token ownership under an fsGroup is not rendered")
+        return [source["serviceAccountToken"] for source in sources]
+
+    def rotate_tokens(self, volume: str) -> dict[str, str]:
+        """Issues a projected volume's tokens again and writes them in one atomic step, as the
+        kubelet does before they expire; the new tokens, by path."""
+        tokens = {
+            source["path"]: self.token_issuer.issue(
+                self.namespace,
+                self.pod["spec"]["serviceAccountName"],
+                source.get("audience", API_SERVER_AUDIENCE),
+                source.get("expirationSeconds", 3600),
+                pod_name=self.pod["metadata"]["name"],
+            )
+            for source in self._token_sources[volume]
+        }
+        write_atomically(self.dir / "volumes" / volume, tokens)
+        return tokens
 
     def _volume_mounts(self, spec: Json) -> list[Json]:
         mounts = []

@@ -3,6 +3,7 @@
 import hashlib
 import ipaddress
 import re
+import ssl
 from typing import Annotated, Any, Literal, Self, get_args
 
 import orjson
@@ -20,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from injector.errors import ConfigError, describe_validation_error
 from injector.kube.model import CamelModel
-from injector.kube.names import check_dns_label, check_dns_subdomain
+from injector.kube.names import check_dns_label, check_dns_subdomain, check_qualified_name
 from injector.kube.quantity import parse_quantity
 from injector.kube.selectors import LabelSelector
 
@@ -39,6 +40,7 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 IMAGE_FORM = "an image reference such as registry.example.com/mesh/proxy:1.2.3"
 PORT_FORM = "a port number from 1 to 65535"
 CIDR_FORM = "an IPv4 CIDR such as 10.0.0.0/8"
+HOST_FORM = "a DNS name such as control-plane.mesh-system.svc or an IP address"
 
 
 def check_image(image: str) -> str:
@@ -74,11 +76,43 @@ def normalize_cidr(text: str) -> str:
     return str(network)
 
 
+def check_host(host: str) -> str:
+    """A DNS name (a DNS-1123 subdomain, such as a Service's `name.namespace.svc`) or an IP."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return check_dns_subdomain(host)
+    except ValueError:
+        raise ValueError(f"expected {HOST_FORM}") from None
+
+
+def check_ca_certificates(pem: str) -> str:
+    """PEM text holding one or more X.509 certificates, parsed as a TLS client would load it.
+
+    A private key is refused: it has no place in a configuration that Pods are built from.
+    Messages never quote the text.
+    """
+    if "PRIVATE KEY" in pem:
+        raise ValueError("expected PEM certificates, and it holds a private key: remove it")
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("expected PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+    except ssl.SSLError:
+        raise ValueError("expected PEM certificates, and they cannot be parsed") from None
+    return pem
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 Image = Annotated[str, AfterValidator(check_image)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(check_quantity)]
 Cidr = Annotated[str, AfterValidator(normalize_cidr)]
 Namespace = Annotated[str, AfterValidator(check_dns_label)]
+Host = Annotated[str, AfterValidator(check_host)]
+DnsName = Annotated[str, AfterValidator(check_dns_subdomain)]
+LabelKey = Annotated[str, AfterValidator(check_qualified_name)]
 
 
 class ResourceList(CamelModel):
@@ -212,6 +246,71 @@ class InterceptionConfig(CamelModel):
     exclude_outbound_cidrs: tuple[Cidr, ...] = ()
 
 
+class ControlPlaneAddress(CamelModel):
+    host: Host
+    port: Port
+
+
+class ControlPlaneTls(CamelModel):
+    """TLS to the control plane: `off` (plain text) or `verify` its certificate chain against
+    `caCertificate` and its name against `serverName` (default: the address's host)."""
+
+    mode: Literal["off", "verify"] = "verify"
+    ca_certificate: Annotated[str, AfterValidator(check_ca_certificates)] | None = None
+    server_name: DnsName | None = None
+
+    @model_validator(mode="after")
+    def _verify_needs_a_ca(self) -> Self:
+        if self.mode == "verify" and self.ca_certificate is None:
+            raise cross_field_error(
+                "mode verify needs caCertificate (the PEM certificates that sign the control "
+                "plane's certificate)",
+                "mode",
+                "caCertificate",
+            )
+        if self.mode == "off" and (self.ca_certificate or self.server_name):
+            raise cross_field_error(
+                "caCertificate and serverName are only used with mode verify",
+                "mode",
+                "caCertificate",
+                "serverName",
+            )
+        return self
+
+
+class ControlPlaneToken(CamelModel):
+    """The projected ServiceAccount token the proxy presents (Kubernetes API,
+    `ServiceAccountTokenProjection`: at least 10 minutes, at most 2^32 seconds)."""
+
+    audience: str = Field(min_length=1, max_length=1024, pattern=r"^[!-~]+$")
+    expiration_seconds: int = Field(default=3600, ge=600, le=2**32)
+
+
+class ControlPlaneConfig(CamelModel):
+    """The xDS control plane the proxy takes its listeners and clusters from, over ADS."""
+
+    address: ControlPlaneAddress
+    tls: ControlPlaneTls
+    token: ControlPlaneToken | None = None
+    # Pod labels sent in the node metadata, each through a Downward API variable.
+    pod_labels: tuple[LabelKey, ...] = Field(
+        default=("app", "version", "app.kubernetes.io/name", "app.kubernetes.io/version"),
+        max_length=32,
+    )
+
+    @model_validator(mode="after")
+    def _token_needs_tls(self) -> Self:
+        if self.token is not None and self.tls.mode != "verify":
+            raise cross_field_error(
+                "a token is only presented over TLS: set tls.mode to verify, or drop token",
+                "token",
+                "tls.mode",
+            )
+        if len(set(self.pod_labels)) != len(self.pod_labels):
+            raise ValueError("podLabels lists a label twice")
+        return self
+
+
 class InjectorConfig(CamelModel):
     annotation_prefix: str = "injector.dev"
     default_policy: Literal["enabled", "disabled"] = "enabled"
@@ -223,11 +322,24 @@ class InjectorConfig(CamelModel):
     proxy: ProxyConfig = ProxyConfig()
     init: InitConfig = InitConfig()
     interception: InterceptionConfig = InterceptionConfig()
+    # None: the proxy is a transparent pass-through and talks to no control plane.
+    control_plane: ControlPlaneConfig | None = None
 
     @field_validator("annotation_prefix")
     @classmethod
     def _valid_prefix(cls, prefix: str) -> str:
         return check_dns_subdomain(prefix)
+
+    @model_validator(mode="after")
+    def _control_plane_needs_envoy(self) -> Self:
+        if self.control_plane is not None and self.proxy.kind != "envoy":
+            raise cross_field_error(
+                "controlPlane is only for proxy.kind envoy: a custom proxy owns its "
+                "configuration, its connection to a control plane included",
+                "controlPlane",
+                "proxy.kind",
+            )
+        return self
 
     def digest(self) -> str:
         """A short content hash that names this configuration in logs, status and /healthz."""

@@ -18,11 +18,20 @@ What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/
   admin `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
 - every proxied connection is logged on stdout as one JSON object when it closes
   (`ACCESS_LOG_FIELDS`).
+
+With a control plane (`BootstrapParameters.control_plane`), the health and metrics listener
+and the admin cluster stay static and everything else comes over ADS (`injector.core.xds`):
+the capture listeners are the control plane's to serve. The node metadata then carries the
+Pod's identity, as `$(VAR)` references that are the one part of the bootstrap text left for the
+kubelet to expand.
 """
 
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from injector.core import xds
+from injector.core.config import ControlPlaneConfig
 
 Json = dict[str, Any]
 
@@ -70,6 +79,7 @@ class BootstrapParameters:
     metrics_port: int
     idle_timeout_seconds: int  # a proxied connection idle this long is closed; 0: never
     connect_timeout_seconds: int  # to the original destination
+    control_plane: ControlPlaneConfig | None = None  # None: the pass-through
 
 
 def _typed(type_name: str, **fields: Any) -> Json:
@@ -175,11 +185,35 @@ def _admin_listener(p: BootstrapParameters) -> Json:
     }
 
 
-def bootstrap(parameters: BootstrapParameters) -> Json:
-    """The complete bootstrap for these parameters, as a JSON-serialisable mapping."""
-    p = parameters
+def _admin_cluster(admin_port: int) -> Json:
     return {
-        "admin": {"address": _address("127.0.0.1", p.admin_port)},
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _address("127.0.0.1", admin_port)}}]}
+            ],
+        },
+    }
+
+
+def bootstrap(parameters: BootstrapParameters) -> Json:
+    """The complete bootstrap for these parameters, as a JSON-serialisable mapping (without
+    the node metadata of a control plane, which `command_line` adds)."""
+    p = parameters
+    admin = {"admin": {"address": _address("127.0.0.1", p.admin_port)}}
+    if p.control_plane is not None:
+        return {
+            **admin,
+            "static_resources": {
+                "listeners": [_admin_listener(p)],
+                "clusters": [_admin_cluster(p.admin_port)],
+            },
+            "dynamic_resources": xds.dynamic_resources(p.control_plane),
+        }
+    return {
+        **admin,
         "static_resources": {
             "listeners": [
                 _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds),
@@ -202,20 +236,7 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
                     },
                 },
                 {"name": BLACKHOLE_CLUSTER, "type": "STATIC"},
-                {
-                    "name": ADMIN_CLUSTER,
-                    "type": "STATIC",
-                    "load_assignment": {
-                        "cluster_name": ADMIN_CLUSTER,
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {"endpoint": {"address": _address("127.0.0.1", p.admin_port)}}
-                                ]
-                            }
-                        ],
-                    },
-                },
+                _admin_cluster(p.admin_port),
             ],
         },
     }
@@ -240,10 +261,15 @@ def command_line(
     disabled: it needs shared memory and a domain socket that a container restart discards.
     The access log reaches stdout within a second (Envoy's default flush interval is 10 s).
     """
-    config = json.dumps(bootstrap(parameters), separators=(",", ":"))
+    config = escape_expansion(json.dumps(bootstrap(parameters), separators=(",", ":")))
+    if parameters.control_plane is not None:
+        # The node metadata's values are `$(VAR)` references for the kubelet to expand, and
+        # nothing else in them is: its keys are fixed names and label keys, which hold no `$`.
+        node = {"metadata": xds.node_metadata(parameters.control_plane)}
+        config = '{"node":' + json.dumps(node, separators=(",", ":")) + "," + config[1:]
     args = [
         "--config-yaml",
-        escape_expansion(config),
+        config,
         "--service-node",
         NODE_ID,
         "--service-cluster",

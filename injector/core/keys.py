@@ -7,6 +7,10 @@ PROXY_CONTAINER = "mesh-proxy"
 IPTABLES_VOLUME = "mesh-iptables"
 XTABLES_LOCK_VOLUME = "mesh-xtables-lock"
 PROXY_TMP_VOLUME = "mesh-proxy-tmp"
+# The projected ServiceAccount token the proxy presents to its control plane.
+PROXY_TOKEN_VOLUME = "mesh-proxy-token"
+PROXY_TOKEN_DIR = "/var/run/secrets/mesh"
+PROXY_TOKEN_FILE = "token"
 INJECTED_CONTAINERS = frozenset({INIT_CONTAINER, PROXY_CONTAINER})
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 

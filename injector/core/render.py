@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from injector.core import envoy
+from injector.core import envoy, xds
 from injector.core.config import InjectorConfig
 from injector.core.iptables import Interception, ruleset
 from injector.core.keys import (
@@ -19,6 +19,9 @@ from injector.core.keys import (
     IPTABLES_VOLUME,
     PROXY_CONTAINER,
     PROXY_TMP_VOLUME,
+    PROXY_TOKEN_DIR,
+    PROXY_TOKEN_FILE,
+    PROXY_TOKEN_VOLUME,
     XTABLES_LOCK_VOLUME,
     Keys,
 )
@@ -79,7 +82,7 @@ def render(config: InjectorConfig) -> Injection:
         trailing_init_containers=() if native else (init,),
         leading_containers=(proxy,) if hold_classic else (),
         trailing_containers=() if native or hold_classic else (proxy,),
-        volumes=_volumes(keys),
+        volumes=_volumes(config, keys),
         annotations={keys.iptables_rules: ruleset(Interception.from_config(config))},
         labels={keys.injected_label: "true"},
         warnings=(UNHELD_CLASSIC_PROXY,) if unheld else (),
@@ -132,6 +135,14 @@ def _proxy_container(config: InjectorConfig) -> Json:
         container["command"], container["args"] = envoy.command_line(
             _bootstrap_parameters(config), proxy.log_level, proxy.envoy.concurrency
         )
+        if config.control_plane is not None:
+            # The node metadata's values (see injector.core.xds).
+            downward_api += [
+                _field_env("POD_IP", "status.podIP"),
+                _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+                _field_env("NODE_NAME", "spec.nodeName"),
+                *xds.label_variables(config.control_plane),
+            ]
     else:
         if proxy.args:
             container["args"] = list(proxy.args)
@@ -174,6 +185,10 @@ def _proxy_container(config: InjectorConfig) -> Json:
         "capabilities": {"drop": ["ALL"]},
     }
     container["volumeMounts"] = [{"name": PROXY_TMP_VOLUME, "mountPath": "/tmp"}]
+    if config.control_plane is not None and config.control_plane.token is not None:
+        container["volumeMounts"].append(
+            {"name": PROXY_TOKEN_VOLUME, "mountPath": PROXY_TOKEN_DIR, "readOnly": True}
+        )
     if native:
         container["restartPolicy"] = "Always"
     return container
@@ -190,10 +205,11 @@ def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
         metrics_port=ports.metrics,
         idle_timeout_seconds=proxy.envoy.idle_timeout_seconds,
         connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
+        control_plane=config.control_plane,
     )
 
 
-def _volumes(keys: Keys) -> tuple[Json, ...]:
+def _volumes(config: InjectorConfig, keys: Keys) -> tuple[Json, ...]:
     rules_path = f"metadata.annotations['{keys.iptables_rules}']"
     return (
         {
@@ -209,6 +225,33 @@ def _volumes(keys: Keys) -> tuple[Json, ...]:
         },
         {"name": XTABLES_LOCK_VOLUME, "emptyDir": {}},
         {"name": PROXY_TMP_VOLUME, "emptyDir": {}},
+        *_token_volume(config),
+    )
+
+
+def _token_volume(config: InjectorConfig) -> tuple[Json, ...]:
+    """The proxy's ServiceAccount token for the control plane, when one is configured.
+
+    The API server gives its own token mount only to the containers present when it admits the
+    Pod (before webhooks run), so the proxy gets a projected token of its own: the kubelet
+    requests it for the Pod's ServiceAccount with the configured audience and lifetime, and
+    rewrites the file before it expires (Kubernetes API, `ServiceAccountTokenProjection`). No
+    `defaultMode`: the default (0644, or 0600 owned by the Pod's fsGroup or shared runAsUser)
+    is what lets the proxy's uid read it.
+    """
+    if config.control_plane is None or config.control_plane.token is None:
+        return ()
+    token = config.control_plane.token
+    projection = {
+        "audience": token.audience,
+        "expirationSeconds": token.expiration_seconds,
+        "path": PROXY_TOKEN_FILE,
+    }
+    return (
+        {
+            "name": PROXY_TOKEN_VOLUME,
+            "projected": {"sources": [{"serviceAccountToken": projection}]},
+        },
     )
 
 

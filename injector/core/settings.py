@@ -47,12 +47,21 @@ def _bool(text: str) -> bool:
     return text == "true"
 
 
+UNCHANGED = object()  # what a parse returns for "keep the configured value"
+
+
+def _control_plane(text: str) -> object:
+    """`false` opts the Pod out of the control plane; `true` keeps the configured one."""
+    return UNCHANGED if _bool(text) else None
+
+
 @dataclass(frozen=True)
 class Override:
     """An annotation that sets one configuration field."""
 
     path: tuple[str, ...]  # the field, by its names in the configuration file
-    parse: Callable[[str], object]  # annotation text to the field's raw value; ValueError if not
+    # Annotation text to the field's raw value, or UNCHANGED; ValueError if not of the form.
+    parse: Callable[[str], object]
     form: str  # the annotation's expected form, for messages
     adds_to_config: bool = False  # exclusions add to the configured ones, never replace them
 
@@ -88,6 +97,11 @@ OVERRIDES: dict[str, Override] = {
     "hold-application-until-proxy-ready": Override(
         ("holdApplicationUntilProxyReady",), _bool, "true or false"
     ),
+    "control-plane": Override(
+        ("controlPlane",),
+        _control_plane,
+        "false (the proxy is a pass-through and talks to no control plane) or true",
+    ),
 }
 
 
@@ -117,6 +131,8 @@ def pod_config(config: InjectorConfig, overrides: Mapping[str, str]) -> Injector
             parsed = override.parse(value)
         except ValueError:
             raise InvalidAnnotation(key, value, f"expected {override.form}") from None
+        if parsed is UNCHANGED:
+            continue
         *parents, name = override.path
         fields = data
         for parent in parents:
