@@ -2,12 +2,13 @@
 
 from dataclasses import dataclass
 
-INIT_CONTAINER = "mesh-init"
+INIT_CONTAINER = "mesh-init"  # applies the ruleset to IPv4
+INIT_CONTAINER_IPV6 = "mesh-init-ipv6"  # and to IPv6
 PROXY_CONTAINER = "mesh-proxy"
 IPTABLES_VOLUME = "mesh-iptables"
 XTABLES_LOCK_VOLUME = "mesh-xtables-lock"
 PROXY_TMP_VOLUME = "mesh-proxy-tmp"
-INJECTED_CONTAINERS = frozenset({INIT_CONTAINER, PROXY_CONTAINER})
+INJECTED_CONTAINERS = frozenset({INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER})
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 # Names under the prefix that are not per-Pod overrides.
