@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: setup serve test lint bench system-packages
+.PHONY: setup serve test lint bench system-packages test-kernel
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ $(CHECKOV_VENV)/.installed: Makefile
 system-packages:
 	scripts/install-system-packages
 
+# A kernel for the tests that boot a virtual machine (not installed on this machine).
+test-kernel:
+	scripts/fetch-test-kernel .cache/test-kernel
+
 serve: setup
 	$(BIN)/functions-framework --target=mutate --host=127.0.0.1 --port=8080
 
@@ -30,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup system-packages $(CHECKOV_VENV)/.installed lint
+test: setup system-packages test-kernel $(CHECKOV_VENV)/.installed lint
 	$(BIN)/pytest
 
 bench: setup system-packages
