@@ -102,10 +102,21 @@ def add_address(netns: Netns, cidr: str, device: str = "eth0") -> None:
     netns.ip("addr", "add", cidr, "dev", device, *(["nodad"] if ipv6 else []))
 
 
+def link_local_address(netns: Netns, device: str = "eth0") -> str:
+    """The IPv6 link-local address of a device, with its scope: `fe80::…%eth0`."""
+    output = run(
+        ["ip", "-n", netns.name, "-6", "-o", "addr", "show", "dev", device, "scope", "link"]
+    )
+    return f"{output.split()[3].split('/')[0]}%{device}"
+
+
 def connect(
     a: Netns, a_cidrs: list[str], b: Netns, b_cidrs: list[str], device: str = "eth0"
 ) -> None:
-    """Joins two namespaces with a veth pair named `device` on both ends, up and addressed."""
+    """Joins two namespaces with a veth pair named `device` on both ends, up and addressed.
+    Without duplicate address detection, the IPv6 link-local addresses are usable at once."""
+    for netns in (a, b):
+        netns.run(["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"])
     a.ip("link", "add", device, "type", "veth", "peer", "name", device, "netns", b.name)
     for netns, cidrs in ((a, a_cidrs), (b, b_cidrs)):
         for cidr in cidrs:

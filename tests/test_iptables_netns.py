@@ -29,6 +29,7 @@ from netns import (
     delete_netns,
     dial,
     disable_ipv6,
+    link_local_address,
     run,
     start_listener,
     unavailable_reason,
@@ -36,7 +37,7 @@ from netns import (
 
 from injector.core.config import InjectorConfig
 from injector.core.engine import Injector
-from injector.core.iptables import Interception, ruleset
+from injector.core.iptables import FAMILY_OPTION, Interception, ruleset
 from injector.core.keys import INIT_CONTAINER, INIT_CONTAINER_IPV6
 from injector.core.render import IPTABLES_DIR
 from injector.kube.patch import Operation, escape
@@ -283,6 +284,17 @@ def test_an_excluded_cidr_leaves_only_its_own_family_alone(pod: Pod, family: Fam
     )
 
 
+def test_outbound_to_ipv6_link_local_addresses_is_left_alone(pod: Pod) -> None:
+    pod.apply(ruleset(INTERCEPT_ALL))
+
+    remote = link_local_address(pod.remote)
+    assert_reached(pod.app_dials(remote, 80), "remote", 80)
+    # Inbound, the proxy can reach the application on the link: it is captured like any other.
+    local = link_local_address(pod.netns)
+    reply = dial(pod.remote, local, 8080)
+    assert_redirected(reply, INBOUND, (local.split("%")[0], 8080))
+
+
 def test_inbound_goes_to_the_inbound_port_but_health_checks_do_not(
     pod: Pod, family: Family
 ) -> None:
@@ -402,8 +414,9 @@ def test_applying_the_ruleset_again_changes_nothing(pod: Pod, family: Family) ->
 
     assert normalized(pod.saved_nat(family.name)) == first
     appended = [line for line in first if line.startswith("-A ")]
-    # Every rule but the other family's excluded CIDR.
-    assert len(appended) == rules.count("\n-A ") + 1, first
+    # The rules of both families, and those of this family alone.
+    own = rules.count(f"\n{FAMILY_OPTION[family.name]} -A ")
+    assert len(appended) == rules.count("\n-A ") + own, first
     assert_redirected(pod.app_dials(family.remote_ip, 80), OUTBOUND, (family.remote_ip, 80))
 
 

@@ -2,8 +2,8 @@
 
 For every configuration the model accepts, the ruleset loads with `iptables-restore --test` and
 `ip6tables-restore --test` on both backends (nft and legacy), and once applied, each family
-holds the excluded CIDRs of its own family and of no other (none when it is not captured).
-Everything runs in one network namespace of its own.
+holds the excluded CIDRs of its own family and of no other (IPv6 also the link-local network),
+none when it is not captured. Everything runs in one network namespace of its own.
 """
 
 import ipaddress
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from netns import Netns, create_netns, delete_netns, unavailable_reason
 
 from injector.core.config import InjectorConfig
-from injector.core.iptables import Interception, ruleset
+from injector.core.iptables import IPV6_LINK_LOCAL, Interception, ruleset
 
 pytestmark = pytest.mark.root
 
@@ -133,4 +133,6 @@ def test_both_rulesets_load_and_each_family_excludes_only_its_own_cidrs(
             if f"IPv{ipaddress.ip_network(cidr).version}" == family
             and family in interception.ip_families
         }
+        if family == "IPv6" and family in interception.ip_families:
+            expected.add(ipaddress.ip_network(IPV6_LINK_LOCAL))
         assert excluded_networks(saved, family) == expected, rules

@@ -2,8 +2,9 @@
 
 Outbound TCP from every uid but the proxy's goes to the outbound port; inbound TCP to the Pod
 goes to the inbound port. Loopback, the proxy's own traffic, the ports it serves to others
-(health, metrics) and the configured exclusions are left alone; a direct connection to its
-capture or admin ports is itself captured.
+(health, metrics), outbound connections to IPv6 link-local addresses and the configured
+exclusions are left alone; a direct connection to its capture or admin ports is itself
+captured.
 
 One text serves both families: `iptables-restore` applies it to IPv4 and `ip6tables-restore`
 to IPv6, one init container each. Every rule is the same in both, except an excluded CIDR,
@@ -22,6 +23,7 @@ from injector.core.config import InjectorConfig
 
 # iptables' option marking a rule as one family's (iptables(8), `-4, --ipv4` and `-6, --ipv6`).
 FAMILY_OPTION = {"IPv4": "-4", "IPv6": "-6"}
+IPV6_LINK_LOCAL = "fe80::/10"  # RFC 4291 section 2.5.6
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ def ruleset(interception: Interception) -> str:
         f"-A MESH_OUTPUT -m owner --uid-owner {i.proxy_uid} -j RETURN",
         f"-A MESH_OUTPUT -m owner --gid-owner {i.proxy_gid} -j RETURN",
     ]
+    if "IPv6" in i.ip_families:
+        # An IPv6 link-local destination stays on its link: redirected, a connection to one
+        # never reaches the proxy, which could not reach the link either.
+        rules.append(f"-6 -A MESH_OUTPUT -d {IPV6_LINK_LOCAL} -j RETURN")
     for port in _unique(i.exclude_outbound_ports):
         rules.append(f"-A MESH_OUTPUT -p tcp --dport {port} -j RETURN")
     for cidr in sorted(set(i.exclude_outbound_cidrs), key=lambda cidr: (family(cidr), cidr)):
