@@ -1,5 +1,7 @@
 # `make serve` runs the webhook locally; `make test` sets up and runs every check.
 VENV := .venv
+HOST ?= 127.0.0.1
+PORT ?= 8080
 BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
@@ -27,8 +29,9 @@ system-packages:
 test-kernel:
 	scripts/fetch-test-kernel .cache/test-kernel
 
+# The deployed function's app and server; prints the URL once it listens (PORT=0: any free port).
 serve: setup
-	$(BIN)/functions-framework --target=mutate --host=127.0.0.1 --port=8080
+	$(BIN)/injector serve --host $(HOST) --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from benchmarks.servers import REPO, WEBHOOK, environment, free_port, start, sto
 from benchmarks.table import ms, table
 from injector.core.config import InjectorConfig
 from tests.fake_secret_manager import running as fake_secret_manager
+from tests.processes import has_exited
 
 FIRST_REVIEW_TIMEOUT = 15.0
 SECRET = "projects/p/secrets/s"
@@ -98,7 +99,7 @@ def _first_review(request: Request, log_path: Path, env: dict[str, str]) -> Samp
     started = time.perf_counter()
     process = start(WEBHOOK, port, log_path, env)
     try:
-        while time.perf_counter() - started < FIRST_REVIEW_TIMEOUT and process.poll() is None:
+        while time.perf_counter() - started < FIRST_REVIEW_TIMEOUT and not has_exited(process):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
                 if _is_injected(*load.post(connection, request.body)):
@@ -110,7 +111,7 @@ def _first_review(request: Request, log_path: Path, env: dict[str, str]) -> Samp
             time.sleep(0.005)
     finally:
         stop(process)
-    last_lines = "\n".join(log_path.read_text().splitlines()[-3:])
+    last_lines = "\n".join(log_path.read_text().rstrip("\n").split("\n")[-3:])
     raise NoReview(f"no injecting review within {FIRST_REVIEW_TIMEOUT:.0f} s:\n{last_lines}")
 
 

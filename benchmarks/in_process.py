@@ -5,6 +5,7 @@ The webhook is the deployed one on the embedded configuration. Its log line is f
 production and written to /dev/null, so its cost is part of the review time.
 """
 
+import base64
 import json
 import logging
 import os
@@ -12,6 +13,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import jsonpatch
 
 from benchmarks.inputs import Request
 from benchmarks.stats import Percentiles, percentiles
@@ -26,6 +29,7 @@ class ReviewTiming:
     iterations: int
     review: Percentiles  # seconds
     floor: Percentiles
+    size: "PatchSize"
 
     @property
     def ratio(self) -> float:
@@ -47,15 +51,32 @@ def _webhook_logging_to_null() -> Iterator[Webhook]:
             logger.removeHandler(handler)
 
 
-def _check_injects(webhook: Webhook, request: Request) -> None:
+@dataclass(frozen=True)
+class PatchSize:
+    """What injection adds, in bytes of compact JSON."""
+
+    patch: int  # the JSON Patch (the response carries it base64-encoded: 4/3 of this)
+    growth: int  # how much larger the stored Pod is once the patch is applied
+
+
+def _compact(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _patch_size(webhook: Webhook, request: Request) -> PatchSize:
+    """Checks that the Pod is injected, and measures what the patch adds."""
     response = webhook.review(request.body)
     answer = json.loads(response.body)["response"]
     if response.status != 200 or not answer["allowed"] or "patch" not in answer:
         raise RuntimeError(f"the {request.name} Pod is not injected: {response.body[:300]!r}")
+    patch = base64.b64decode(answer["patch"])
+    pod = json.loads(request.body)["request"]["object"]
+    patched = jsonpatch.apply_patch(pod, json.loads(patch))
+    return PatchSize(len(patch), _compact(patched) - _compact(pod))
 
 
 def _measure(webhook: Webhook, request: Request, iterations: int) -> ReviewTiming:
-    _check_injects(webhook, request)
+    size = _patch_size(webhook, request)
     body = request.body
     warmup = max(5, iterations // 10)
     reviews, floors = [], []
@@ -68,7 +89,7 @@ def _measure(webhook: Webhook, request: Request, iterations: int) -> ReviewTimin
         if index >= warmup:
             floors.append(middle - start)
             reviews.append(end - middle)
-    return ReviewTiming(request, iterations, percentiles(reviews), percentiles(floors))
+    return ReviewTiming(request, iterations, percentiles(reviews), percentiles(floors), size)
 
 
 def measure(requests: Iterable[Request], iterations: Mapping[str, int]) -> list[ReviewTiming]:
@@ -80,6 +101,7 @@ def measure(requests: Iterable[Request], iterations: Mapping[str, int]) -> list[
 def report(timings: list[ReviewTiming]) -> str:
     header = ["request", "bytes", "containers", "iterations"]
     header += ["review p50 ms", "review p99 ms", "floor p50 ms", "floor p99 ms", "p50 ratio"]
+    header += ["patch bytes", "Pod growth bytes"]
     rows = [
         [
             t.request.name,
@@ -91,6 +113,8 @@ def report(timings: list[ReviewTiming]) -> str:
             ms(t.floor.p50),
             ms(t.floor.p99),
             f"{t.ratio:.2f}x",
+            str(t.size.patch),
+            str(t.size.growth),
         ]
         for t in timings
     ]

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import end_group, has_exited, start_group
+
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 PYCACHE = Path(tempfile.gettempdir()) / "injector-benchmarks-pycache"
@@ -47,22 +49,19 @@ def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def start(
     function: Function, port: int, log_path: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen:
-    """`functions-framework --target=... --source=...` on 127.0.0.1:`port`."""
+    """`functions-framework --target=... --source=...` on 127.0.0.1:`port`, leading a process
+    group of its own (gunicorn's arbiter and its worker)."""
     command = [str(FRAMEWORK), f"--target={function.target}", f"--source={function.source}"]
     command += ["--host=127.0.0.1", f"--port={port}"]
     with log_path.open("wb") as log:
-        return subprocess.Popen(
+        return start_group(
             command, cwd=REPO, env=environment(env), stdout=log, stderr=subprocess.STDOUT
         )
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Ends the server's whole process group and waits for it."""
+    end_group(process)
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def serving(function: Function, log_dir: Path, timeout: float = 30.0) -> Iterato
     try:
         deadline = time.monotonic() + timeout
         while True:
-            if process.poll() is not None or time.monotonic() > deadline:
+            if has_exited(process) or time.monotonic() > deadline:
                 raise RuntimeError(f"{function.name} did not start:\n{log_path.read_text()}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -93,7 +92,7 @@ def serving(function: Function, log_dir: Path, timeout: float = 30.0) -> Iterato
 
 
 def _peak_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().split("\n"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmHWM for process {pid}")

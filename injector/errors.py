@@ -57,6 +57,18 @@ class InvalidArgument(InjectorError):
     """A command-line value the command cannot use; the message names the option."""
 
 
+class InvalidCaBundle(InvalidArgument):
+    """A CA bundle that is not only PEM certificates usable as trust anchors; says which part."""
+
+
+class CertificateAuthorityError(InjectorError):
+    """A development CA that cannot be reused; the message says why and what to do."""
+
+
+class MissingDependency(InjectorError):
+    """An optional package a command needs is not installed; the message says how to add it."""
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each invalid field by its dotted location, and its problem."""
     problems = []

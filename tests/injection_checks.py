@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from envoy_validation import validate_injected_proxy
 from kubernetes_schema import validate_pod
 
 from injector.core.keys import INJECTED_CONTAINERS
@@ -14,8 +15,10 @@ def _without_injected(items: list[dict[str, Any]] | None) -> list[dict[str, Any]
 
 
 def assert_valid_and_user_objects_intact(pod: dict[str, Any], patched: dict[str, Any]) -> None:
-    """The result is a valid Pod, and nothing the user wrote is changed, reordered or removed."""
+    """The result is a valid Pod whose proxy Envoy accepts, and nothing the user wrote is
+    changed, reordered or removed."""
     validate_pod(patched)
+    validate_injected_proxy(patched)
     spec, result = pod["spec"], patched["spec"]
     assert _without_injected(result["containers"]) == spec["containers"]
     assert _without_injected(result.get("initContainers")) == spec.get("initContainers", [])

@@ -85,6 +85,34 @@ def validate_pod_rules(metadata: dict[str, Any], spec: dict[str, Any]) -> None:
         if policy != "Always":
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 _check(probe not in container, f"{container['name']}: {probe} on an init container")
+    _check_pod_level_resources(spec.get("resources") or {}, containers, init_containers)
+
+
+def _check_pod_level_resources(
+    resources: dict[str, Any], containers: list[dict], init_containers: list[dict]
+) -> None:
+    """Pod-level resources bound the containers' (validatePodResourceConsistency): no app
+    container's limit above the Pod's, and the Pod's requests at least what its containers
+    request together (app containers and sidecars run together: a lower bound of the aggregate).
+    """
+    running = [*containers, *(c for c in init_containers if c.get("restartPolicy") == "Always")]
+    for resource, pod_limit in (resources.get("limits") or {}).items():
+        for container in containers:
+            limit = ((container.get("resources") or {}).get("limits") or {}).get(resource)
+            _check(
+                limit is None or parse_quantity(str(limit)) <= parse_quantity(str(pod_limit)),
+                f"{container['name']}: {resource} limit above the Pod's",
+            )
+    for resource, pod_request in (resources.get("requests") or {}).items():
+        total = sum(
+            parse_quantity(str(request))
+            for container in running
+            if (request := ((container.get("resources") or {}).get("requests") or {}).get(resource))
+        )
+        _check(
+            total <= parse_quantity(str(pod_request)),
+            f"the containers request more {resource} than the Pod",
+        )
 
 
 def _check_container(container: dict[str, Any], volume_names: set[str]) -> None:

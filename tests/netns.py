@@ -13,10 +13,13 @@ import os
 import secrets
 import selectors
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
+
+from processes import end_group, start_group
 
 TIMEOUT = 5.0
 
@@ -216,17 +219,18 @@ class Listener:
             selector.register(self.process.stdout, selectors.EVENT_READ)
             ready = selector.select(TIMEOUT) and self.process.stdout.readline() == "ready\n"
         if not ready:
-            self.process.kill()
-            _, stderr = self.process.communicate(timeout=TIMEOUT)
+            stderr = self.stop()
             raise CommandFailed(f"listener {self.name} on {self.ports} failed: {stderr.strip()}")
 
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.communicate(timeout=TIMEOUT)
+    def stop(self) -> str:
+        """Ends the listener's process group; returns what it wrote to stderr."""
+        end_group(self.process, signal.SIGKILL)
+        with self.process.stdout, self.process.stderr:
+            return self.process.stderr.read()
 
 
 def start_listener(netns: Netns, name: str, ports: list[int], uid: int, gid: int) -> Listener:
-    process = subprocess.Popen(
+    process = start_group(
         netns.command(_program_command("serve", name, *map(str, ports)), uid, gid),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Runs the webhook as a real server process on loopback, as the API server would reach it."""
 
 import os
-import signal
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+from processes import end_group, has_exited, start_group
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -44,7 +45,7 @@ class Server:
 def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if has_exited(process):
             raise RuntimeError(f"the server exited early:\n{log_path.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -52,6 +53,21 @@ def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"the server did not listen within {timeout}s:\n{log_path.read_text()}")
+
+
+SERVING = re.compile(r"^serving on (https?://\S+)/$", re.MULTILINE)
+
+
+def wait_for_url(process: subprocess.Popen, log_path: Path, timeout: float) -> str:
+    """The URL `injector serve` prints once it listens (scheme://host:port, without a path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if printed := SERVING.search(log_path.read_text()):
+            return printed.group(1)
+        if has_exited(process):
+            raise RuntimeError(f"the server exited early:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the server printed no URL within {timeout}s:\n{log_path.read_text()}")
 
 
 @contextmanager
@@ -63,31 +79,31 @@ def run_server(
     tls: tuple[Path, Path] | None = None,
     timeout: float = 30.0,
 ) -> Iterator[Server]:
-    """functions-framework --target=mutate; or `python -m injector serve` (always for TLS)."""
-    port = free_port()
+    """functions-framework --target=mutate on a free port, as deployed; or `python -m injector
+    serve` (always for TLS) on port 0, at the URL it prints. Either runs in a process group of
+    its own, ended as a whole when the context exits."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("INJECTOR_")}
+    environment.update(env or {})
     if serve or tls is not None:
-        command = [sys.executable, "-m", "injector", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port)]
+        port = 0
+        command = [sys.executable, "-m", "injector", "serve", "--host", "127.0.0.1", "--port", "0"]
         if tls is not None:
             command += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
     else:
+        port = free_port()
         command = [str(BIN / "functions-framework"), "--target=mutate", "--source=main.py"]
         command += ["--host=127.0.0.1", f"--port={port}"]
-    scheme = "https" if tls is not None else "http"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("INJECTOR_")}
-    environment.update(env or {})
-    log_path = tmp_path / f"server-{port}.log"
+    log_path = tmp_path / f"server-{port or 'serve'}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
+        process = start_group(
             command, cwd=REPO, env=environment, stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_port(port, process, log_path, timeout)
-        yield Server(f"{scheme}://127.0.0.1:{port}", process, log_path)
+        if port:
+            wait_for_port(port, process, log_path, timeout)
+            url = f"http://127.0.0.1:{port}"
+        else:
+            url = wait_for_url(process, log_path, timeout)
+        yield Server(url, process, log_path)
     finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end_group(process)

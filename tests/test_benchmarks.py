@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lines import lines
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,9 +31,9 @@ def output() -> str:
 def _rows(output: str, title: str) -> list[list[str]]:
     """The cells of each row of the table under the section `title`, below its header."""
     for block in output.split("\n\n"):
-        lines = block.splitlines()
-        if lines and lines[0].startswith(title):
-            return [re.split(r"\s{2,}", line.strip()) for line in lines[3:]]
+        rows = lines(block)
+        if rows and rows[0].startswith(title):
+            return [re.split(r"\s{2,}", line.strip()) for line in rows[3:]]
     raise AssertionError(f"no section {title!r} in:\n{output}")
 
 
@@ -47,7 +48,7 @@ def test_reports_the_machine(output: str) -> None:
 def test_reports_in_process_reviews_against_the_floor(output: str) -> None:
     rows = _rows(output, "1. In-process review")
     assert [row[0] for row in rows] == ["small", "typical", "very large"]
-    assert all(len(row) == 9 and _figures(row[1:]) for row in rows), rows
+    assert all(len(row) == 11 and _figures(row[1:]) for row in rows), rows
 
 
 def test_reports_http_runs_for_both_functions(output: str) -> None:
@@ -79,7 +80,7 @@ def test_reports_peak_memory_of_both_servers(output: str) -> None:
 
 
 def test_reports_every_goal_as_pass_or_miss(output: str) -> None:
-    goals = output.split("\nGoals\n-----\n", 1)[1].strip().splitlines()
+    goals = lines(output.split("\nGoals\n-----\n", 1)[1].strip())
     verdicts = [line for line in goals if line.startswith(("PASS  ", "MISS  "))]
     assert len(verdicts) == 11
     assert all(re.search(r"\d", line) for line in verdicts)

@@ -3,6 +3,7 @@
 import orjson
 import pytest
 from admission_data import apply_patch, captured, decode_patch, respond
+from envoy_validation import validate_injected_proxy
 from kubernetes_schema import validate_pod
 
 from injector.core.engine import Injector
@@ -52,6 +53,7 @@ def test_pod_creates_are_injected_into_valid_pods(injector: Injector, name: str)
     pod = request["request"]["object"]
     patched = apply_patch(pod, decode_patch(response))
     validate_pod(patched)
+    validate_injected_proxy(patched)
     init_names = [c["name"] for c in patched["spec"]["initContainers"]]
     assert init_names[:3] == [INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER]
     assert patched["spec"]["initContainers"][2]["restartPolicy"] == "Always"

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from lines import lines
+from processes import suite_environment
 from terraform_files import REPO, Terraform
 
 TEST_COMMAND = "make test"  # what the README and .ci/run run
@@ -80,18 +82,18 @@ def test_the_plan_is_applied_on_main_only(
     args = [substitute(arg, {"BRANCH_NAME": branch}) for arg in apply["args"]]
     subprocess.run(
         [apply["entrypoint"], *args],
-        env={"PATH": f"{fake.parent}:/usr/bin:/bin"},
+        env=suite_environment({"PATH": f"{fake.parent}:/usr/bin:/bin"}),
         check=True,
         capture_output=True,
         timeout=30,
     )
-    called = calls.read_text().splitlines() if calls.exists() else []
+    called = lines(calls.read_text()) if calls.exists() else []
     assert called == (["apply -input=false tfplan"] if applies else [])
 
 
 def test_user_substitutions_are_declared_documented_and_used(build: dict[str, Any]) -> None:
     text = (REPO / "cloudbuild.yaml").read_text()
-    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    header = "\n".join(line for line in lines(text) if line.startswith("#"))
     used = {a or b for a, b in USER_SUBSTITUTION.findall(yaml.safe_dump(build))}
     declared = set(build["substitutions"])
     assert used == declared

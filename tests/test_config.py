@@ -33,8 +33,8 @@ def test_digest_names_the_content() -> None:
 def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
     config = parse_config("proxy: {resources: {requests: {cpu: 1}, limits: {cpu: 2.5}}}")
     assert config.proxy.resources.as_kubernetes() == {
-        "requests": {"cpu": "1"},
-        "limits": {"cpu": "2.5"},
+        "requests": {"cpu": "1", "memory": "128Mi"},
+        "limits": {"cpu": "2.5", "memory": "1Gi"},
     }
 
 
@@ -84,7 +84,11 @@ def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
             "alwaysInjectSelectors: [{matchLabels: {'bad key!': x}}]",
             "alwaysInjectSelectors.0.matchLabels.bad key!.[key]",
         ),
-        ("nativeSidecar: false", "holdApplicationUntilProxyReady with nativeSidecar: false needs"),
+        ("proxy: {args: [--x]}", "proxy: args is only for kind custom"),
+        ("proxy: {waitCommand: [wait]}", "proxy: waitCommand is only for kind custom"),
+        ("proxy: {kind: custom, envoy: {concurrency: 4}}", "proxy: envoy is only for kind envoy"),
+        ("proxy: {kind: sidecar}", "proxy.kind: Input should be 'envoy' or 'custom'"),
+        ("proxy: {envoy: {idleTimeoutSeconds: -1}}", "proxy.envoy.idleTimeoutSeconds: Input"),
     ],
 )
 def test_invalid_configuration_names_the_field_and_the_problem(text: str, message: str) -> None:
@@ -109,9 +113,16 @@ def test_both_families_are_captured_unless_the_configuration_leaves_one_out() ->
     assert reordered.digest() == InjectorConfig().digest()
 
 
-def test_classic_hold_is_valid_with_a_wait_command() -> None:
-    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait]}")
-    assert config.proxy.wait_command == ("proxy", "wait")
+def test_a_custom_proxy_takes_args_and_a_wait_command() -> None:
+    config = parse_config(
+        "nativeSidecar: false\nproxy: {kind: custom, args: [run], waitCommand: [proxy, wait]}"
+    )
+    assert (config.proxy.args, config.proxy.wait_command) == (("run",), ("proxy", "wait"))
+
+
+def test_classic_mode_alone_is_a_valid_configuration() -> None:
+    config = parse_config("nativeSidecar: false")
+    assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, True)
 
 
 def test_yaml_errors_do_not_quote_the_configuration_text() -> None:
@@ -124,3 +135,75 @@ def test_a_repeated_key_is_named_by_position_without_its_values() -> None:
     with pytest.raises(ConfigError) as error:
         parse_config("proxy:\n  image: example.com/a:1\n  image: example.com/hush:2\n")
     assert str(error.value) == "the configuration repeats a key at line 3, column 3"
+
+
+def test_a_file_changes_only_the_fields_it_gives() -> None:
+    config = parse_config("proxy: {resources: {limits: {memory: 2Gi}}}")
+    assert config.proxy.resources.as_kubernetes() == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert config.model_dump(exclude={"proxy"}) == InjectorConfig().model_dump(exclude={"proxy"})
+    assert config.proxy.model_dump(exclude={"resources"}) == (
+        InjectorConfig().proxy.model_dump(exclude={"resources"})
+    )
+
+
+def test_mappings_merge_at_every_depth_and_lists_replace() -> None:
+    config = parse_config(
+        "excludedNamespaces: [legacy]\n"
+        "proxy: {kind: custom, ports: {admin: 19000}, args: [--concurrency, '2']}\n"
+        "interception: {includeInboundPorts: [8080]}\n"
+    )
+    assert config.excluded_namespaces == ("legacy",)  # not appended to the defaults
+    assert config.proxy.ports.model_dump() == {
+        **InjectorConfig().proxy.ports.model_dump(),
+        "admin": 19000,
+    }
+    assert config.proxy.args == ("--concurrency", "2")
+    assert config.interception.include_inbound_ports == (8080,)
+
+
+def test_null_drops_an_optional_default() -> None:
+    config = parse_config("proxy: {resources: {limits: {cpu: null}}}")
+    assert config.proxy.resources.as_kubernetes()["limits"] == {"memory": "1Gi"}
+
+
+def test_the_digest_names_the_merged_configuration() -> None:
+    partial = parse_config("proxy: {resources: {limits: {memory: 2Gi}}}")
+    full = parse_config(
+        EXAMPLE.read_text().replace(
+            'limits: {cpu: "2", memory: 1Gi}', 'limits: {cpu: "2", memory: 2Gi}'
+        )
+    )
+    assert partial == full
+    assert partial.digest() == full.digest() != InjectorConfig().digest()
+    assert parse_config(EXAMPLE.read_text()).digest() == InjectorConfig().digest()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "proxy: {resources: {requests: {memory: 2Gi}}}",
+            "proxy.resources: the memory request 2Gi is above the memory limit 1Gi",
+        ),
+        ("proxy: {resources: {limits: {memory: [2Gi]}}}", "proxy.resources.limits.memory: "),
+        ("proxy: {ports: 15001}", "proxy.ports: Input should be a valid dictionary"),
+        ("proxy: null", "proxy: Input should be a valid dictionary"),
+        (
+            "proxy: {log_level: debug, logLevel: info}",
+            "proxy.log_level: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_merged_fields_are_still_named_in_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+    assert message in str(error.value)
+
+
+def test_python_field_names_merge_like_the_camel_case_ones() -> None:
+    given = parse_config('{"proxy": {"log_level": "debug", "resources": {"limits": {"cpu": 1}}}}')
+    assert given == parse_config("proxy: {logLevel: debug, resources: {limits: {cpu: 1}}}")
+    assert given.proxy.resources.as_kubernetes()["limits"] == {"cpu": "1", "memory": "1Gi"}

@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from injector.core.config import parse_config
 from injector.core.engine import Injector, Outcome
 from injector.core.keys import INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER
+from injector.kube.qos import GUARANTEED, qos_class
 
 CORPUS = sorted((DATA / "pods").glob("*.yaml"))
 GOLDEN = DATA / "golden"
@@ -56,6 +57,7 @@ def as_record(outcome: Outcome) -> dict[str, Any]:
         "detail": outcome.detail,
         "warnings": list(outcome.warnings),
         "overrides": dict(outcome.overrides),
+        "notes": list(outcome.notes),
         "operations": list(outcome.operations),
     }
 
@@ -78,6 +80,7 @@ INJECTED = [
     "existing-init-containers",
     "existing-native-sidecar",
     "generate-name-only",
+    "guaranteed-qos",
     "ipv4-only",
     "job-batch",
     "large-env",
@@ -154,8 +157,8 @@ def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
         "requests": {"cpu": "250m", "memory": "128Mi"},
         "limits": {"cpu": "2", "memory": "2Gi"},
     }
-    assert {"name": "PROXY_LOG_LEVEL", "value": "debug"} in proxy["env"]
-    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    assert proxy["args"][proxy["args"].index("--log-level") + 1] == "debug"
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-A MESH_INBOUND -p tcp --dport 8080 -j MESH_IN_REDIRECT" in rules
     assert "-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT" not in rules
     assert "-A MESH_OUTPUT -p tcp --dport 5432 -j RETURN" in rules
@@ -186,7 +189,7 @@ def test_ipv6_left_uncaptured_gets_no_ipv6_init_container_or_rules(injector: Inj
     patched = apply_patch(pod, outcome.operations)
     init_names = [c["name"] for c in patched["spec"]["initContainers"]]
     assert init_names == [INIT_CONTAINER, PROXY_CONTAINER]
-    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-4 -A MESH_OUTPUT -d 10.96.0.0/12 -j RETURN" in rules
     assert not [rule for rule in rules if rule.startswith("-6 ")]
 
@@ -194,7 +197,7 @@ def test_ipv6_left_uncaptured_gets_no_ipv6_init_container_or_rules(injector: Inj
 def test_statefulset_port_is_left_out_of_inbound_capture(injector: Injector) -> None:
     pod = CASES["statefulset-db"]()
     patched = apply_patch(pod, evaluate(injector, pod).operations)
-    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].splitlines()
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
     assert "-A MESH_INBOUND -p tcp --dport 5432 -j RETURN" in rules
 
 
@@ -224,8 +227,10 @@ def test_port_conflict_skips_with_a_warning_naming_container_and_port(injector: 
     )
 
 
-def test_classic_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
-    config = parse_config("nativeSidecar: false\nproxy: {waitCommand: [proxy, wait-ready]}\n")
+def test_classic_custom_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
+    config = parse_config(
+        "nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait-ready]}\n"
+    )
     pod = CASES["existing-init-containers"]()
     outcome = Injector(config).evaluate(pod, "shop")
     patched = apply_patch(pod, outcome.operations)
@@ -241,3 +246,20 @@ def test_classic_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> N
     assert proxy["lifecycle"] == {"postStart": {"exec": {"command": ["proxy", "wait-ready"]}}}
     annotations = patched["metadata"]["annotations"]
     assert annotations["kubectl.kubernetes.io/default-container"] == "catalog"
+
+
+def test_the_guaranteed_pod_stays_guaranteed(injector: Injector) -> None:
+    pod = CASES["guaranteed-qos"]()
+    assert qos_class(pod["spec"]) == GUARANTEED
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    assert qos_class(patched["spec"]) == GUARANTEED
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("windows-pod", "windows-pod"), ("mirror-pod", "mirror-pod")]
+)
+def test_windows_and_mirror_pods_are_skipped_with_their_reason(
+    injector: Injector, name: str, reason: str
+) -> None:
+    outcome = evaluate(injector, CASES[name]())
+    assert (outcome.decision, outcome.reason, outcome.operations) == ("skipped", reason, ())

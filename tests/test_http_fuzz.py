@@ -1,13 +1,14 @@
 """Thousands of random and mutated bodies at the real server: never a 5xx, never a wrong uid."""
 
 import copy
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import requests
-from admission_data import CAPTURED
+from admission_data import CAPTURED, captured
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server import Server, run_server
@@ -100,6 +101,26 @@ def test_random_bodies(server: Server, session: requests.Session, body: bytes) -
         server.url + "/", data=body, headers={"Content-Type": "application/json"}, timeout=10
     )
     assert response.status_code in EXPECTED_STATUSES, response.text
+
+
+LINE_BOUNDARIES = "\x85\u2028\u2029"  # line boundaries to str.splitlines, not to JSON lines
+
+
+def test_unicode_line_boundaries_in_a_pod_stay_inside_its_log_line(
+    server: Server, session: requests.Session
+) -> None:
+    review = orjson.loads(captured("b-minimal-pod.json"))
+    review["request"]["uid"] = uid = str(uuid.uuid4())
+    metadata = review["request"]["object"]["metadata"]
+    metadata["name"] = f"minimal{LINE_BOUNDARIES}pod"
+    metadata["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": f"Job{LINE_BOUNDARIES}", "name": "j", "uid": uid},
+    ]
+    metadata["ownerReferences"][0]["controller"] = True
+    check(session, server, orjson.dumps(review))
+    assert all(boundary in server.log_text() for boundary in LINE_BOUNDARIES)  # not escaped
+    [entry] = [entry for entry in server.log_entries() if entry.get("uid") == uid]
+    assert (entry["pod"], entry["owner_kind"]) == (metadata["name"], f"Job{LINE_BOUNDARIES}")
 
 
 def test_the_server_logged_no_failure(server: Server) -> None:

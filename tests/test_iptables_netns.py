@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from lines import lines
 from netns import (
     Netns,
     Reply,
@@ -392,9 +393,7 @@ def test_ruleset_from_the_engine_follows_the_pod_annotations(
 def normalized(saved: str) -> list[str]:
     """iptables-save output without its timestamped comments and packet counters."""
     return [
-        re.sub(r"\[\d+:\d+\]", "[0:0]", line)
-        for line in saved.splitlines()
-        if not line.startswith("#")
+        re.sub(r"\[\d+:\d+\]", "[0:0]", line) for line in lines(saved) if not line.startswith("#")
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lines import lines
 from netns import Netns, create_netns, delete_netns, unavailable_reason
 
 from injector.core.config import InjectorConfig
@@ -101,7 +102,7 @@ def excluded_networks(
     output (a rule for 0.0.0.0/0 or ::/0 is saved without `-d`)."""
     any_address = "0.0.0.0/0" if family == "IPv4" else "::/0"
     networks = set()
-    for line in saved.splitlines():
+    for line in lines(saved):
         words = line.split()
         if words[:2] != ["-A", "MESH_OUTPUT"] or words[-2:] != ["-j", "RETURN"]:
             continue

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from lines import lines
 from ruamel.yaml import YAML
 from test_manifest_injection import webhook_template
 
@@ -66,7 +67,7 @@ def test_inject_writes_what_the_webhook_would_and_reports_each_workload(
     result = runs["inject"]
     assert result.returncode == 0, result.stderr
     where = f"{MIXED} document"
-    assert result.stderr.splitlines() == [
+    assert lines(result.stderr) == [
         f"{where} 1: Deployment/web: injected",
         f"{where} 4, items[0]: Pod/debug: injected",
         f"{where} 4, items[1]: StatefulSet/db: injected",
@@ -102,7 +103,7 @@ def dig(obj: dict, path: list[str]) -> dict:
 
 
 def test_inject_keeps_the_comments(runs: dict[str, CompletedProcess[str]]) -> None:
-    for line in MIXED.read_text().splitlines():
+    for line in lines(MIXED.read_text()):
         if "#" in line:
             assert line.strip() in runs["inject"].stdout
 
@@ -111,9 +112,7 @@ def test_uninject_of_inject_gives_back_the_file(runs: dict[str, CompletedProcess
     result = runs["inject | uninject"]
     assert result.returncode == 0, result.stderr
     assert result.stdout == MIXED.read_text()
-    assert result.stderr.splitlines()[-1] == (
-        "8 workloads in 10 documents: 2 not injected, 6 uninjected"
-    )
+    assert lines(result.stderr)[-1] == ("8 workloads in 10 documents: 2 not injected, 6 uninjected")
 
 
 def test_inject_reads_json_from_stdin_and_writes_json(
@@ -121,7 +120,7 @@ def test_inject_reads_json_from_stdin_and_writes_json(
 ) -> None:
     result = runs["stdin json"]
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
+    assert lines(result.stderr) == [
         "stdin document 1: Pod/api: injected",
         "1 workload in 1 document: 1 injected",
     ]
@@ -152,7 +151,7 @@ def test_invalid_input_exits_1_naming_the_document_and_writes_nothing(
     result = runs[name]
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.splitlines()[0] == f"error: {MANIFESTS / name} {message}"
+    assert lines(result.stderr)[0] == f"error: {MANIFESTS / name} {message}"
     assert "Traceback" not in result.stderr
 
 
@@ -201,7 +200,7 @@ def test_the_configuration_comes_from_config_or_the_environment(
     assert run("inject", "-f", str(MIXED), "--config", config) == 0
     from_option = capsys.readouterr()
     assert from_option.out == MIXED.read_text()
-    assert from_option.err.splitlines()[0] == f"{MIXED} document 1: Deployment/web: skipped " + (
+    assert lines(from_option.err)[0] == f"{MIXED} document 1: Deployment/web: skipped " + (
         "(not-opted-in)"
     )
     monkeypatch.setenv("INJECTOR_CONFIG_FILE", config)
@@ -240,7 +239,7 @@ def test_warnings_are_reported_under_their_workload(
         tmp_path, "pod.yaml", POD.format(annotations="{injector.dev/loglevel: x}", containers=APP)
     )
     assert run("inject", "-f", pod) == 0
-    assert capsys.readouterr().err.splitlines()[:2] == [
+    assert lines(capsys.readouterr().err)[:2] == [
         f"{pod} document 1: Pod/p: injected",
         "  warning: annotation injector.dev/loglevel is not known to the injector and was ignored",
     ]
@@ -253,11 +252,11 @@ def test_a_pod_the_api_server_would_reject_is_invalid_input(
     assert run("inject", "-f", pod, "-f", str(MIXED)) == 1
     output = capsys.readouterr()
     assert output.out == ""
-    assert output.err.splitlines()[0] == (
+    assert lines(output.err)[0] == (
         f"error: {pod} document 1: Pod/p: not a valid Pod: "
         "spec.containers must list at least one container"
     )
-    assert output.err.splitlines()[-1] == (
+    assert lines(output.err)[-1] == (
         "9 workloads in 11 documents: 6 injected, 1 invalid, 2 skipped"
     )
 
@@ -280,7 +279,7 @@ def test_uninject_of_manifests_without_the_proxy_changes_nothing(
     output = capsys.readouterr()
     documents = [*YAML(typ="safe").load_all(MIXED.read_text()), orjson.loads(POD_JSON)]
     assert orjson.loads(output.out)["items"] == documents
-    assert output.err.splitlines()[-1] == "9 workloads in 11 documents: 9 not injected"
+    assert lines(output.err)[-1] == "9 workloads in 11 documents: 9 not injected"
 
 
 def test_explain_writes_each_decision_and_its_reason(capsys: pytest.CaptureFixture[str]) -> None:
@@ -289,7 +288,7 @@ def test_explain_writes_each_decision_and_its_reason(capsys: pytest.CaptureFixtu
     assert output.err == ""
     assert output.out.startswith("configuration digest ")
     sections = output.out.split("\n\n")[1:]
-    assert [section.splitlines()[3] for section in sections] == [
+    assert [lines(section)[3] for section in sections] == [
         "  reason: injected: the default policy is enabled",
         "  reason: injected: the default policy is enabled",
         "  reason: injected: the default policy is enabled",

@@ -11,6 +11,7 @@ from admission_data import apply_patch, decode_patch, respond
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_schema import validate_object, validate_pod_rules
+from lines import lines
 
 from injector.core.engine import Injector
 from injector.core.keys import Keys
@@ -127,7 +128,7 @@ def test_a_second_inject_changes_nothing(injector: Injector, injected_mixed: str
 
 
 def test_uninject_gives_back_the_file_as_written_with_its_comments(injected_mixed: str) -> None:
-    comments = [line.split("#", 1)[1] for line in MIXED.splitlines() if "#" in line]
+    comments = [line.split("#", 1)[1] for line in lines(MIXED) if "#" in line]
     assert len(comments) == 8
     assert all(comment in injected_mixed for comment in comments)
     assert uninject_text(injected_mixed) == MIXED
@@ -232,22 +233,25 @@ def test_a_status_the_injector_did_not_write_is_an_error(status: str, problem: s
 def test_explain_says_what_decided_and_shows_what_is_added(injector: Injector) -> None:
     _, workloads = documents_and_workloads(MIXED)
     deployment = workloads[0]
-    text = explanation(deployment, "shop", evaluate(injector, deployment, "shop"))
-    lines = text.splitlines()
-    assert lines[:6] == [
+    outcome = evaluate(injector, deployment, "shop")
+    [outcome_note] = outcome.notes
+    text = explanation(deployment, "shop", outcome)
+    explained = lines(text)
+    assert explained[:7] == [
         "in.yaml document 1: Deployment/web",
         "  namespace: shop",
         "  decision: injected",
         "  reason: injected: the default policy is enabled",
         "  override: injector.dev/log-level=debug",
+        f"  note: {outcome_note}",
         "  changes to spec.template:",
     ]
-    assert "    --- Deployment/web spec.template (as written)" in lines
-    assert "    +++ Deployment/web spec.template (injected)" in lines
-    assert "    +  initContainers:" in lines
-    assert "    +    - name: mesh-proxy" in lines
-    assert "    +      -A MESH_OUTPUT -m owner --uid-owner 1337 -j RETURN" in lines
-    removed = [line for line in lines if line.startswith("    -") and line[5:7] != "--"]
+    assert "    --- Deployment/web spec.template (as written)" in explained
+    assert "    +++ Deployment/web spec.template (injected)" in explained
+    assert "    +  initContainers:" in explained
+    assert "    +    - name: mesh-proxy" in explained
+    assert "    +      -A MESH_OUTPUT -m owner --uid-owner 1337 -j RETURN" in explained
+    removed = [line for line in explained if line.startswith("    -") and line[5:7] != "--"]
     assert removed == []  # injection only adds
     assert to_plain(template_of(deployment)) == to_plain(
         template_of(documents_and_workloads(MIXED)[1][0])

@@ -4,6 +4,7 @@ user's changes; a second review returns no patch; nothing the Pod holds crashes 
 from typing import Any
 
 from admission_data import apply_patch
+from envoy_validation import validate_injected_proxy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from injection_checks import assert_valid_and_user_objects_intact
@@ -179,4 +180,6 @@ def test_any_override_value_is_applied_or_denied_naming_the_annotation(
     else:
         assert outcome.decision == "injected"
         assert outcome.overrides == {key: value}
-        validate_pod(apply_patch(pod, outcome.operations))
+        patched = apply_patch(pod, outcome.operations)
+        validate_pod(patched)
+        validate_injected_proxy(patched)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fake_secret_manager import FakeSecretManager, running
+from lines import lines
 from server import REPO, free_port
 
 from injector.errors import SecretUnavailable
@@ -155,7 +156,7 @@ def imports_secret_manager(environ: dict[str, str]) -> bool:
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()[-1] == "True"
+    return lines(result.stdout)[-1] == "True"
 
 
 def test_the_client_library_is_imported_only_for_a_secret_source(

@@ -96,7 +96,6 @@ def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
         ("hold-application-until-proxy-ready", "True", "expected true or false"),
         ("proxy-cpu-request", "3", "the cpu request 3 is above the cpu limit 2"),
         ("proxy-memory-limit", "64Mi", "the memory request 128Mi is above the memory limit 64Mi"),
-        ("native-sidecar", "false", "with nativeSidecar: false needs proxy.waitCommand"),
     ],
 )
 def test_invalid_value_names_annotation_value_and_expected_form(key, value, expected) -> None:
@@ -117,6 +116,11 @@ def test_a_rule_over_several_fields_blames_the_annotation_that_broke_it() -> Non
             }
         )
     assert str(error.value).startswith("annotation injector.dev/proxy-memory-limit='1Mi'")
+
+
+def test_classic_mode_alone_is_accepted() -> None:
+    config, _ = settings_for({"injector.dev/native-sidecar": "false"})
+    assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, True)
 
 
 def test_classic_mode_without_hold_needs_no_wait_command() -> None:

@@ -1,8 +1,6 @@
 """What is shipped works on its own: the function from exactly the files Terraform archives, and
 the package installed with pip from a clean checkout, each in a fresh virtual environment."""
 
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +10,7 @@ import orjson
 import pytest
 import requests
 from admission_data import apply_patch, captured, decode_patch
+from processes import end_group, start_group
 from server import REPO, free_port, wait_for_port
 from terraform_files import Terraform, function_source_files
 
@@ -64,7 +63,7 @@ def function_url(function_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     port = free_port()
     log_path = function_dir.parent / "function.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
+        process = start_group(
             [
                 str(bin_dir / "functions-framework"),
                 "--target=mutate",
@@ -76,18 +75,12 @@ def function_url(function_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
             env={"PATH": str(bin_dir), "HOME": str(function_dir)},
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     try:
         wait_for_port(port, process, log_path, timeout=60)
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # gunicorn's arbiter and its worker
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        end_group(process)
 
 
 def test_the_function_runs_from_the_archived_files_alone(function_dir, function_url) -> None:

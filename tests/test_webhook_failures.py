@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from admission_data import captured
+from lines import lines
 
 from injector.core.config import InjectorConfig
 from injector.core.engine import Injector
@@ -39,8 +40,8 @@ def log_stream() -> Iterator[io.StringIO]:
     logger.removeHandler(handler)
 
 
-def lines(stream: io.StringIO) -> list[dict]:
-    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+def entries(stream: io.StringIO) -> list[dict]:
+    return [orjson.loads(line) for line in lines(stream.getvalue())]
 
 
 def test_internal_error_denies_with_a_generic_message_and_logs_the_uid(log_stream) -> None:
@@ -57,7 +58,7 @@ def test_internal_error_denies_with_a_generic_message_and_logs_the_uid(log_strea
     )
     assert b"xyz" not in result.body
 
-    failure, review_line = [line for line in lines(log_stream) if line.get("uid") == uid]
+    failure, review_line = [line for line in entries(log_stream) if line.get("uid") == uid]
     assert (failure["severity"], failure["message"], failure["uid"]) == (
         "ERROR",
         "review failed",
@@ -82,7 +83,7 @@ def test_internal_error_can_be_set_to_allow_without_the_proxy(log_stream) -> Non
 def test_requests_other_than_pod_creates_never_reach_the_failing_path(log_stream) -> None:
     result = webhook("deny").review(captured("g-delete-pod.json"))
     assert orjson.loads(result.body)["response"]["allowed"] is True
-    reasons = [line["reason"] for line in lines(log_stream) if "reason" in line]
+    reasons = [line["reason"] for line in entries(log_stream) if "reason" in line]
     assert reasons == ["not-a-pod-create"]
 
 

@@ -3,11 +3,13 @@
 import hashlib
 import ipaddress
 import re
-from typing import Annotated, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 import orjson
+from deepmerge import Merger
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     ValidationError,
@@ -154,8 +156,26 @@ class EnvVar(CamelModel):
         return name
 
 
+class EnvoyConfig(CamelModel):
+    """Settings of the bootstrap the injector renders for the `envoy` kind of proxy."""
+
+    # A proxied connection with no traffic either way for this long is closed (0: never).
+    # Generous, so that idle pooled connections (databases) live as long as without the proxy.
+    idle_timeout_seconds: int = Field(default=3600, ge=0)
+    # How long the proxy tries to connect to the original destination before giving up.
+    connect_timeout_seconds: int = Field(default=10, ge=1, le=3600)
+    # Envoy's worker threads (its default is one per CPU of the node, not of the Pod).
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+
+ProxyKind = Literal["envoy", "custom"]
+
+
 class ProxyConfig(CamelModel):
-    image: Image = "docker.io/envoyproxy/envoy:v1.32.3"
+    # envoy: the injector renders Envoy's bootstrap and command line (an Envoy image);
+    # custom: the image runs with the configured args and env and owns its configuration.
+    kind: ProxyKind = "envoy"
+    image: Image = "docker.io/envoyproxy/envoy:v1.40.0"
     uid: int = Field(default=1337, ge=1, le=2147483647)
     gid: int = Field(default=1337, ge=1, le=2147483647)
     log_level: LogLevel = "info"
@@ -166,10 +186,30 @@ class ProxyConfig(CamelModel):
         limits=ResourceList(cpu="2", memory="1Gi"),
     )
     env: tuple[EnvVar, ...] = ()
-    args: tuple[str, ...] = ()
-    # Run as the classic proxy's postStart hook when the application is held until the proxy
-    # is ready: it must block until the proxy serves its health port. Native sidecars need none.
+    envoy: EnvoyConfig = EnvoyConfig()  # kind envoy only
+    args: tuple[str, ...] = ()  # kind custom only
+    # Kind custom only: run as the classic proxy's postStart hook when the application is held
+    # until the proxy is ready; it must block until the proxy serves its health port.
     wait_command: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> Self:
+        if self.kind == "envoy":
+            for name, value in (("args", self.args), ("waitCommand", self.wait_command)):
+                if value:
+                    raise cross_field_error(
+                        f"{name} is only for kind custom: with kind envoy the injector renders "
+                        "the proxy's command line",
+                        name,
+                        "kind",
+                    )
+        elif self.envoy != EnvoyConfig():
+            raise cross_field_error(
+                "envoy is only for kind envoy: a custom proxy owns its configuration",
+                "envoy",
+                "kind",
+            )
+        return self
 
 
 class InitConfig(CamelModel):
@@ -206,21 +246,6 @@ class InjectorConfig(CamelModel):
     def _valid_prefix(cls, prefix: str) -> str:
         return check_dns_subdomain(prefix)
 
-    @model_validator(mode="after")
-    def _classic_hold_needs_wait_command(self) -> Self:
-        if (
-            not self.native_sidecar
-            and self.hold_application_until_proxy_ready
-            and not self.proxy.wait_command
-        ):
-            raise cross_field_error(
-                "holdApplicationUntilProxyReady with nativeSidecar: false needs "
-                "proxy.waitCommand (a command that blocks until the proxy is ready)",
-                "nativeSidecar",
-                "holdApplicationUntilProxyReady",
-            )
-        return self
-
     def digest(self) -> str:
         """A short content hash that names this configuration in logs, status and /healthz."""
         canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -228,7 +253,14 @@ class InjectorConfig(CamelModel):
 
 
 def parse_config(text: str | bytes) -> InjectorConfig:
-    """A configuration from YAML or JSON text; ConfigError naming each field and its problem."""
+    """A configuration from YAML or JSON text, given over the embedded default field by field.
+
+    The text holds only what it changes: a mapping is merged into the default's, key by key, at
+    every depth; any other value, a list included, replaces the default's (as Helm merges values
+    files). So `proxy: {resources: {limits: {memory: 2Gi}}}` keeps the default requests and CPU
+    limit. Keys are camelCase (`logLevel`), or the Python names (`log_level`). Raises
+    ConfigError naming each field and its problem.
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -248,7 +280,33 @@ def parse_config(text: str | bytes) -> InjectorConfig:
         raise ConfigError("the configuration is not valid YAML or JSON") from None
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping of fields (an empty one is {})")
+    default = InjectorConfig().model_dump(mode="json", by_alias=True)
+    given = _document_spelling(InjectorConfig, data)
     try:
-        return InjectorConfig.model_validate(data)
+        return InjectorConfig.model_validate(_OVER_DEFAULT.merge(default, given))
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {describe_validation_error(error)}") from None
+
+
+# Mappings merged key by key; lists, scalars and a change of type replace what was there.
+_OVER_DEFAULT = Merger([(dict, ["merge"]), (list, ["override"])], ["override"], ["override"])
+
+
+def _document_spelling(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every field of `model`, and of the models nested in it, under its camelCase
+    name, as the default is dumped: a field may also be given under its Python name
+    (`log_level`), and must merge with the default's `logLevel`. A field given under both names
+    keeps both, for validation to refuse the second."""
+    fields = {**model.model_fields, **{f.alias: f for f in model.model_fields.values() if f.alias}}
+    spelled: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        name = (field.alias or key) if field is not None else key
+        if name != key and name in data:
+            name = key
+        nested = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(nested, type) and issubclass(nested, BaseModel):
+            spelled[name] = _document_spelling(nested, value)
+        else:
+            spelled[name] = value
+    return spelled

@@ -10,14 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from injector.core.config import InjectorConfig
-from injector.core.keys import DEFAULT_CONTAINER_ANNOTATION, Keys
+from injector.core.keys import DEFAULT_CONTAINER_ANNOTATION, INIT_CONTAINER, PROXY_CONTAINER, Keys
+from injector.core.meshes import other_mesh
 from injector.core.pod import PodView, inspect_pod
 from injector.core.policy import Decision, Reason, decide
-from injector.core.render import Injection, render
+from injector.core.render import Injection, render, with_container_resources
 from injector.core.settings import override_annotations, pod_config, unknown_annotations
 from injector.core.status import InjectionStatus
 from injector.errors import InvalidAnnotation, MalformedPod
 from injector.kube.patch import Operation, add_to_array, add_to_object
+from injector.kube.pod_security import ENFORCE_LABEL, capabilities_beyond_baseline
+from injector.kube.qos import (
+    is_guaranteed,
+    missing_limits,
+    pod_level_qos_resources,
+    requests_at_limits,
+    without_resources,
+)
 
 _RENDER_CACHE_SIZE = 256
 
@@ -32,6 +41,35 @@ class Outcome:
     operations: tuple[Operation, ...] = ()  # RFC 6902 JSON Patch, add operations only
     warnings: tuple[str, ...] = ()  # for the requester (kubectl shows them)
     overrides: Mapping[str, str] = field(default_factory=dict)  # the annotations applied
+    # What to know about every Pod injected this way, and what to do about it: shown by
+    # `explain`, not sent with each review.
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Fitting:
+    """How the injected containers' resources fit a Pod's QoS class (see `_fitting`)."""
+
+    requests_at_limits: bool = False  # raised to their limits, for a Guaranteed Pod
+    shared: tuple[str, ...] = ()  # left out: the Pod sets them at the pod level
+
+
+@dataclass(frozen=True)
+class _Rendering:
+    """What is added for one set of overrides and one fitting, and what follows from it."""
+
+    injection: Injection
+    classic_proxy: bool  # the proxy is an app container, not a native sidecar
+    qos_warning: str | None  # why a Guaranteed Pod cannot stay Guaranteed, for that fitting
+    notes: tuple[str, ...]
+
+
+# Where a missing limit of an injected container is set, by container and resource.
+_LIMIT_SOURCES = {
+    PROXY_CONTAINER: "proxy.resources.limits.{resource} in the configuration, or the annotation "
+    "{prefix}/proxy-{resource}-limit",
+    INIT_CONTAINER: "init.resources.limits.{resource} in the configuration",
+}
 
 
 class Injector:
@@ -41,8 +79,9 @@ class Injector:
         self.config = config
         self.digest = config.digest()
         self.keys = Keys(config.annotation_prefix)
-        # Renderings by the Pod's override annotations: most Pods share a few sets.
-        self._renderings: dict[tuple[tuple[str, str], ...], Injection] = {}
+        # Renderings by the Pod's override annotations and the fitting of resources to its QoS
+        # class: most Pods share a few.
+        self._renderings: dict[tuple[_Fitting, tuple[tuple[str, str], ...]], _Rendering] = {}
         ports = config.proxy.ports
         self._proxy_ports = {
             ports.outbound: "outbound capture",
@@ -57,51 +96,73 @@ class Injector:
         try:
             view = inspect_pod(pod)
         except MalformedPod as error:
-            return Outcome(
-                "skipped",
-                Reason.MALFORMED_POD,
-                str(error),
-                warnings=(f"the proxy was not injected: the Pod is malformed ({error})",),
-            )
+            return _malformed(str(error))
         labels = view.labels or {}
         annotations = view.annotations or {}
         overrides = override_annotations(self.config, annotations)
         try:
-            decision = decide(
-                self.config,
-                self.keys,
-                namespace,
-                view.host_network,
-                labels,
-                annotations,
-                view.container_names(),
-            )
+            decision = decide(self.config, self.keys, namespace, view)
             if not decision.inject:
                 return Outcome("skipped", decision.reason, decision.detail)
-            injection = self._rendering(overrides)
+            # Another mesh's proxy rules out ours whatever our annotations say: checked before
+            # they are read, so that an invalid one cannot deny a Pod that gets nothing.
+            mesh = other_mesh(view.container_names(), annotations, labels)
+            if mesh is not None:
+                return _other_mesh(mesh.describe())
+            try:
+                guaranteed = is_guaranteed(view.spec)
+            except ValueError as error:
+                return _malformed(str(error))
+            rendering = self._rendering(overrides, _fitting(view.spec, guaranteed))
         except InvalidAnnotation as error:
             return Outcome("denied", Reason.INVALID_ANNOTATION, str(error))
+        injection = rendering.injection
         warnings = tuple(
             f"annotation {key} is not known to the injector and was ignored"
             for key in unknown_annotations(self.config, annotations)
         )
+        if rendering.qos_warning is not None:
+            warnings += (rendering.qos_warning,)
+        if rendering.classic_proxy and view.restart_policy in ("Never", "OnFailure"):
+            warnings += (_run_to_completion_warning(self.keys, view.restart_policy),)
         conflict = self._port_conflict(view) or self._name_conflict(view, injection)
         if conflict is not None:
             message = f"the proxy was not injected: {conflict.detail}"
             return Outcome("skipped", conflict.reason, conflict.detail, (), (*warnings, message))
         operations = self._operations(view, injection)
-        detail = decision.detail
-        return Outcome("injected", Reason.INJECTED, detail, operations, warnings, overrides)
+        warnings = (*warnings, *injection.warnings)
+        return Outcome(
+            "injected",
+            Reason.INJECTED,
+            decision.detail,
+            operations,
+            warnings,
+            overrides,
+            rendering.notes,
+        )
 
-    def _rendering(self, overrides: dict[str, str]) -> Injection:
-        key = tuple(overrides.items())
-        injection = self._renderings.get(key)
-        if injection is None:
+    def _rendering(self, overrides: dict[str, str], fitting: _Fitting) -> _Rendering:
+        key = (fitting, tuple(overrides.items()))
+        rendering = self._renderings.get(key)
+        if rendering is None:
             if len(self._renderings) >= _RENDER_CACHE_SIZE:
                 self._renderings.clear()
-            config = pod_config(self.config, overrides)
-            injection = self._renderings[key] = render(config)
-        return injection
+            injection = render(pod_config(self.config, overrides))
+            if fitting.requests_at_limits:
+                injection = with_container_resources(injection, requests_at_limits)
+            if fitting.shared:
+                injection = with_container_resources(
+                    injection, lambda resources: without_resources(resources, fitting.shared)
+                )
+            rendering = self._renderings[key] = _Rendering(
+                injection,
+                classic_proxy=PROXY_CONTAINER in injection.container_names,
+                qos_warning=(
+                    _qos_warning(self.keys, injection) if fitting.requests_at_limits else None
+                ),
+                notes=_pod_security_notes(self.keys, injection),
+            )
+        return rendering
 
     def _port_conflict(self, view: PodView) -> Decision | None:
         for container in (*(view.init_containers or ()), *view.containers):
@@ -194,3 +255,90 @@ class Injector:
             add_to_object(ops, "/metadata/annotations", view.annotations, annotations)
             add_to_object(ops, "/metadata/labels", view.labels, injection.labels)
         return tuple(ops)
+
+
+def _fitting(spec: dict[str, Any], guaranteed: bool) -> _Fitting:
+    """How the injected containers' resources fit a Pod, so that its QoS class stays as it is.
+
+    A Pod with pod-level resources has the class they give it: the injected containers leave
+    out the resources it sets at the pod level and share them, as the Pod's own containers may
+    (Kubernetes rejects a container limit above the Pod's, and default pod-level requests add
+    up the containers'). Otherwise a Guaranteed Pod stays Guaranteed only if every container
+    requests what it limits.
+    """
+    shared = pod_level_qos_resources(spec)
+    if shared:
+        return _Fitting(shared=shared)
+    return _Fitting(requests_at_limits=guaranteed)
+
+
+def _other_mesh(detail: str) -> Outcome:
+    warning = (
+        f"the proxy was not injected: {detail}; two meshes' proxies in one Pod redirect each "
+        "other's traffic"
+    )
+    return Outcome("skipped", Reason.OTHER_MESH, detail, warnings=(warning,))
+
+
+def _malformed(detail: str) -> Outcome:
+    return Outcome(
+        "skipped",
+        Reason.MALFORMED_POD,
+        detail,
+        warnings=(f"the proxy was not injected: the Pod is malformed ({detail})",),
+    )
+
+
+def _containers(injection: Injection) -> tuple[dict[str, Any], ...]:
+    return (
+        *injection.leading_init_containers,
+        *injection.trailing_init_containers,
+        *injection.leading_containers,
+        *injection.trailing_containers,
+    )
+
+
+def _qos_warning(keys: Keys, injection: Injection) -> str | None:
+    """Why a Guaranteed Pod is Burstable once injected, if it is: an injected container without
+    a cpu or memory limit cannot request what it limits (see `injector.kube.qos`)."""
+    missing = [
+        f"{container['name']} has no {resource} limit to set its request to (set "
+        + _LIMIT_SOURCES.get(container["name"], "its limit").format(
+            resource=resource, prefix=keys.prefix
+        )
+        + ")"
+        for container in _containers(injection)
+        for resource in missing_limits(container.get("resources") or {})
+    ]
+    if not missing:
+        return None
+    return "the Pod's QoS class is Guaranteed, but once injected it is Burstable: " + "; ".join(
+        missing
+    )
+
+
+def _run_to_completion_warning(keys: Keys, restart_policy: str) -> str:
+    return (
+        f"the proxy runs as a classic container in a Pod with restartPolicy: {restart_policy}, "
+        "so the Pod never completes: the proxy keeps running after the application exits; "
+        f'a native sidecar ({keys.prefix}/native-sidecar: "true", Kubernetes 1.29 or later) '
+        "does not have this problem, as it stops once the application containers have exited"
+    )
+
+
+def _pod_security_notes(keys: Keys, injection: Injection) -> tuple[str, ...]:
+    """What the Pod Security Standards say about the injected containers, and what to do."""
+    added = [
+        f"{container['name']} adds {' and '.join(capabilities)}"
+        for container in _containers(injection)
+        if (capabilities := capabilities_beyond_baseline(container))
+    ]
+    if not added:
+        return ()
+    return (
+        f"{', '.join(added)}, which the Pod Security Standards baseline and restricted both "
+        f"forbid: in a namespace that enforces either ({ENFORCE_LABEL}), the API server rejects "
+        "the injected Pod. Inject only where the namespace enforces privileged (or is exempt "
+        "in the PodSecurity admission configuration), or opt the Pod out with the label "
+        f'{keys.inject}: "false"',
+    )

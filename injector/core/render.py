@@ -2,12 +2,16 @@
 
 Everything here depends only on the Pod's effective configuration (the configuration with its
 override annotations applied), never on the rest of the Pod, so one rendering serves every Pod
-with the same overrides.
+with the same overrides (`with_container_resources` then fits it to a Pod's QoS class). The
+`envoy` kind of proxy gets its whole configuration in its command line (`injector.core.envoy`);
+the `custom` kind runs its image with the configured args.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from injector.core import envoy
 from injector.core.config import InjectorConfig
 from injector.core.iptables import Interception, ruleset
 from injector.core.keys import (
@@ -46,6 +50,7 @@ class Injection:
     volumes: tuple[Json, ...]
     annotations: dict[str, str]
     labels: dict[str, str]
+    warnings: tuple[str, ...] = ()  # about the injection, for the requester
 
     @property
     def init_container_names(self) -> list[str]:
@@ -60,13 +65,22 @@ class Injection:
         return [v["name"] for v in self.volumes]
 
 
+UNHELD_CLASSIC_PROXY = (
+    "the application is not held until the proxy is ready: a classic (non-native) proxy is "
+    "held only by proxy.waitCommand, which the configuration does not set; the application "
+    "may start before the proxy and its first connections may fail (a native sidecar, "
+    "nativeSidecar or the native-sidecar annotation, is always held)"
+)
+
+
 def render(config: InjectorConfig) -> Injection:
     """What to add for a Pod's effective configuration (see `injector.core.settings`)."""
     keys = Keys(config.annotation_prefix)
     inits = tuple(_init_container(config, family) for family in config.interception.ip_families)
     proxy = _proxy_container(config)
     native = config.native_sidecar
-    hold_classic = not native and config.hold_application_until_proxy_ready
+    hold_classic = not native and _holds_classic(config)
+    unheld = not native and config.hold_application_until_proxy_ready and not hold_classic
     return Injection(
         # A native proxy starts right after the rules, so the Pod's own init containers already
         # have it. A classic proxy only starts with the app containers, so its rules come after
@@ -78,7 +92,13 @@ def render(config: InjectorConfig) -> Injection:
         volumes=_volumes(keys),
         annotations={keys.iptables_rules: ruleset(Interception.from_config(config))},
         labels={keys.injected_label: "true"},
+        warnings=(UNHELD_CLASSIC_PROXY,) if unheld else (),
     )
+
+
+def _holds_classic(config: InjectorConfig) -> bool:
+    """Whether a classic proxy holds the application: only a postStart hook can."""
+    return config.hold_application_until_proxy_ready and bool(config.proxy.wait_command)
 
 
 def _init_container(config: InjectorConfig, family: str) -> Json:
@@ -112,23 +132,34 @@ def _field_env(name: str, field_path: str) -> Json:
 
 def _proxy_container(config: InjectorConfig) -> Json:
     proxy, ports = config.proxy, config.proxy.ports
-    native, hold = config.native_sidecar, config.hold_application_until_proxy_ready
+    native = config.native_sidecar
     health_check = {"httpGet": {"path": proxy.health_path, "port": ports.health}}
     container: Json = {"name": PROXY_CONTAINER, "image": proxy.image}
-    if proxy.args:
-        container["args"] = list(proxy.args)
-    container["env"] = [
+    downward_api = [
         _field_env("POD_NAME", "metadata.name"),
         _field_env("POD_NAMESPACE", "metadata.namespace"),
-        _field_env("POD_IP", "status.podIP"),
-        _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-        _field_env("NODE_NAME", "spec.nodeName"),
-        {"name": "PROXY_LOG_LEVEL", "value": proxy.log_level},
-        {"name": "PROXY_OUTBOUND_PORT", "value": str(ports.outbound)},
-        {"name": "PROXY_INBOUND_PORT", "value": str(ports.inbound)},
-        {"name": "PROXY_ADMIN_PORT", "value": str(ports.admin)},
-        {"name": "PROXY_HEALTH_PORT", "value": str(ports.health)},
-        {"name": "PROXY_METRICS_PORT", "value": str(ports.metrics)},
+    ]
+    if proxy.kind == "envoy":
+        container["command"], container["args"] = envoy.command_line(
+            _bootstrap_parameters(config), proxy.log_level, proxy.envoy.concurrency
+        )
+    else:
+        if proxy.args:
+            container["args"] = list(proxy.args)
+        # A custom proxy configures itself from these.
+        downward_api += [
+            _field_env("POD_IP", "status.podIP"),
+            _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+            _field_env("NODE_NAME", "spec.nodeName"),
+            {"name": "PROXY_LOG_LEVEL", "value": proxy.log_level},
+            {"name": "PROXY_OUTBOUND_PORT", "value": str(ports.outbound)},
+            {"name": "PROXY_INBOUND_PORT", "value": str(ports.inbound)},
+            {"name": "PROXY_ADMIN_PORT", "value": str(ports.admin)},
+            {"name": "PROXY_HEALTH_PORT", "value": str(ports.health)},
+            {"name": "PROXY_METRICS_PORT", "value": str(ports.metrics)},
+        ]
+    container["env"] = [
+        *downward_api,
         *({"name": var.name, "value": var.value} for var in proxy.env),
     ]
     container["ports"] = [
@@ -136,10 +167,11 @@ def _proxy_container(config: InjectorConfig) -> Json:
         {"name": "mesh-metrics", "containerPort": ports.metrics, "protocol": "TCP"},
     ]
     container["readinessProbe"] = {**health_check, "periodSeconds": 2, "failureThreshold": 30}
-    if native and hold:
-        # The kubelet starts the next container only once a native sidecar has started.
+    if native:
+        # Always: a native proxy comes before the Pod's own init containers, which the kubelet
+        # starts only once it has started, i.e. once this probe has passed.
         container["startupProbe"] = {**health_check, "periodSeconds": 1, "failureThreshold": 600}
-    if not native and hold and proxy.wait_command:
+    elif _holds_classic(config):
         # The kubelet starts the next container only once postStart has returned.
         container["lifecycle"] = {"postStart": {"exec": {"command": list(proxy.wait_command)}}}
     container["resources"] = proxy.resources.as_kubernetes()
@@ -158,6 +190,20 @@ def _proxy_container(config: InjectorConfig) -> Json:
     return container
 
 
+def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
+    proxy, ports = config.proxy, config.proxy.ports
+    return envoy.BootstrapParameters(
+        admin_port=ports.admin,
+        outbound_port=ports.outbound,
+        inbound_port=ports.inbound,
+        health_port=ports.health,
+        health_path=proxy.health_path,
+        metrics_port=ports.metrics,
+        idle_timeout_seconds=proxy.envoy.idle_timeout_seconds,
+        connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
+    )
+
+
 def _volumes(keys: Keys) -> tuple[Json, ...]:
     rules_path = f"metadata.annotations['{keys.iptables_rules}']"
     return (
@@ -174,4 +220,30 @@ def _volumes(keys: Keys) -> tuple[Json, ...]:
         },
         {"name": XTABLES_LOCK_VOLUME, "emptyDir": {}},
         {"name": PROXY_TMP_VOLUME, "emptyDir": {}},
+    )
+
+
+def with_container_resources(
+    injection: Injection, adjust: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> Injection:
+    """The injection with every container's `resources` replaced by `adjust(resources)`, in its
+    place, and left out when that is empty: how the engine fits the injected containers to the
+    Pod's QoS class."""
+
+    def adjusted(container: Json) -> Json:
+        result = dict(container)
+        if "resources" in result:
+            resources = adjust(result["resources"])
+            if resources:
+                result["resources"] = resources
+            else:
+                del result["resources"]
+        return result
+
+    return replace(
+        injection,
+        leading_init_containers=tuple(map(adjusted, injection.leading_init_containers)),
+        trailing_init_containers=tuple(map(adjusted, injection.trailing_init_containers)),
+        leading_containers=tuple(map(adjusted, injection.leading_containers)),
+        trailing_containers=tuple(map(adjusted, injection.trailing_containers)),
     )

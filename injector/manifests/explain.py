@@ -22,6 +22,7 @@ def explanation(workload: Workload, namespace: str, outcome: Outcome) -> str:
     ]
     lines += [f"{INDENT}override: {key}={value}" for key, value in outcome.overrides.items()]
     lines += [f"{INDENT}warning: {warning}" for warning in outcome.warnings]
+    lines += [f"{INDENT}note: {note}" for note in outcome.notes]
     if outcome.decision == "injected":
         where = workload.template_path or "the Pod"
         lines.append(f"{INDENT}changes to {where}:")
@@ -43,4 +44,5 @@ def _diff(workload: Workload, outcome: Outcome) -> list[str]:
 def _yaml_lines(pod: dict[str, Any], style: YamlStyle) -> list[str]:
     text = io.StringIO()
     write_yaml_data({key: pod[key] for key in POD_FIELDS if key in pod}, style, text)
-    return text.getvalue().splitlines(keepends=True)
+    text.seek(0)
+    return text.readlines()  # at "\n" only, as YAML breaks lines

@@ -19,6 +19,7 @@ from injector.manifests.documents import Document, YamlStyle
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
+_YAML_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # YAML 1.2 b-break: U+2028 and the like are content
 _KEY_ONLY = re.compile(r"^[ -]*[^#\s][^#]*:\s*(#.*)?$")  # "key:" whose value is on the next lines
 
 
@@ -111,7 +112,7 @@ def guess_style(text: str) -> YamlStyle:
     sequence_offset: int | None = None
     explicit_start: bool | None = None
     parent: int | None = None  # the column of the previous line's key, if its value follows
-    for line in text.splitlines():
+    for line in _YAML_LINE_BREAK.split(text):
         content = line.lstrip(" ")
         if not content or content.startswith("#"):
             continue

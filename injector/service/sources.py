@@ -86,10 +86,14 @@ class SecretConfig:
 
 
 def parse_tokens(text: str) -> tuple[str, ...]:
-    """Tokens separated by commas or newlines; blank lines and lines starting with # are skipped."""
+    """Tokens separated by commas or newlines; blank lines and lines starting with # are skipped.
+
+    A line ends at "\\n" (a "\\r" before it is stripped with the other white space): Unicode's
+    other line boundaries (U+0085, U+2028, U+2029…) are not separators, and a token holding
+    one is refused like any other character outside the token alphabet."""
     tokens = tuple(
         item.strip()
-        for line in text.splitlines()
+        for line in text.split("\n")
         if not line.strip().startswith("#")
         for item in line.split(",")
         if item.strip()

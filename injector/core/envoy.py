@@ -1,0 +1,259 @@
+"""The injected Envoy's bootstrap and command line: a transparent TCP pass-through.
+
+Envoy reads the bootstrap (an `envoy.config.bootstrap.v3.Bootstrap`, here as compact JSON,
+which is YAML) from `--config-yaml`, so the proxy needs nothing but its container: no file,
+volume or ConfigMap. The bootstrap depends only on `BootstrapParameters`, never on the Pod: the
+per-Pod values (node id and cluster) come from Kubernetes' `$(VAR)` expansion of the container's
+arguments, using the Downward API variables `POD_NAME` and `POD_NAMESPACE`.
+
+What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/):
+- the outbound and inbound capture listeners read the connection's original destination
+  (`envoy.filters.listener.original_dst`, `SO_ORIGINAL_DST` of the iptables `REDIRECT`) and pass
+  the bytes through unchanged (`envoy.filters.network.tcp_proxy`) to it, through an
+  `ORIGINAL_DST` cluster; inbound connections go on to the Pod IP and the application's port;
+- a connection that reaches a capture port without having been redirected (it would come back
+  to the same listener forever) is closed at once;
+- one HTTP listener on the health and the metrics port answers `GET <health path>` from the
+  admin `/ready`, which is 200 only once the server is initialized (LIVE), and serves the
+  admin `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
+- every proxied connection is logged on stdout as one JSON object when it closes
+  (`ACCESS_LOG_FIELDS`).
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Json = dict[str, Any]
+
+ENVOY_BINARY = "/usr/local/bin/envoy"  # in both envoyproxy/envoy and its distroless images
+# Downward API variables of the proxy container, expanded by the kubelet in its arguments.
+NODE_ID = "$(POD_NAME).$(POD_NAMESPACE)"
+NODE_CLUSTER = "$(POD_NAMESPACE)"
+
+OUTBOUND = "outbound"
+INBOUND = "inbound"
+PASSTHROUGH_CLUSTER = "passthrough"  # ORIGINAL_DST: connects to the original destination
+BLACKHOLE_CLUSTER = "blackhole"  # no endpoints: connections routed here are closed
+ADMIN_CLUSTER = "admin"
+ADMIN_LISTENER = "health_metrics"  # on the health and the metrics port
+READY_PATH = "/ready"  # admin: 200 "LIVE" once initialized, 503 before and while draining
+PROMETHEUS_PATH = "/stats/prometheus"
+# Circuit breaker thresholds at the largest value the API allows (uint32): a pass-through must
+# not refuse the application's connections beyond Envoy's default of 1024 per cluster.
+UNLIMITED = 4294967295
+
+# The access log line of a proxied connection, in Envoy's command operators (each a typed JSON
+# value): where it came from, its original destination, bytes from the downstream
+# (received) and to it (sent), its duration in milliseconds and Envoy's response flags ("-"
+# when none; "UF" when the destination refused, for example).
+ACCESS_LOG_FIELDS = {
+    "start_time": "%START_TIME%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration": "%DURATION%",
+    "response_flags": "%RESPONSE_FLAGS%",
+}
+
+
+@dataclass(frozen=True)
+class BootstrapParameters:
+    """Everything the bootstrap depends on. Ports are TCP ports of the Pod."""
+
+    admin_port: int
+    outbound_port: int
+    inbound_port: int
+    health_port: int
+    health_path: str  # the path the probes ask on the health port, e.g. /healthz/ready
+    metrics_port: int
+    idle_timeout_seconds: int  # a proxied connection idle this long is closed; 0: never
+    connect_timeout_seconds: int  # to the original destination
+
+
+def _typed(type_name: str, **fields: Any) -> Json:
+    return {"@type": f"type.googleapis.com/{type_name}", **fields}
+
+
+def _address(address: str, port: int) -> Json:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
+def _tcp_proxy(stat_prefix: str, cluster: str, **fields: Any) -> Json:
+    config = _typed(
+        "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        stat_prefix=stat_prefix,
+        cluster=cluster,
+        **fields,
+    )
+    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
+
+
+def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
+    """Bytes both ways to the original destination, each connection logged as it closes."""
+    access_log = {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": _typed(
+            "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            log_format={"json_format": {"direction": direction, **ACCESS_LOG_FIELDS}},
+        ),
+    }
+    return _tcp_proxy(
+        direction,
+        PASSTHROUGH_CLUSTER,
+        idle_timeout=f"{idle_timeout_seconds}s",
+        access_log=[access_log],
+    )
+
+
+def _capture_listener(name: str, port: int, idle_timeout_seconds: int) -> Json:
+    return {
+        "name": name,
+        "address": _address("0.0.0.0", port),
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.original_dst",
+                "typed_config": _typed(
+                    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+                ),
+            }
+        ],
+        "filter_chains": [
+            {
+                # Not redirected: the destination is this listener itself.
+                "filter_chain_match": {"destination_port": port},
+                "filters": [_tcp_proxy(f"{name}_loop", BLACKHOLE_CLUSTER)],
+            },
+            {"filters": [_pass_through(name, idle_timeout_seconds)]},
+        ],
+    }
+
+
+def _admin_listener(p: BootstrapParameters) -> Json:
+    """One HTTP listener on the health and the metrics port, exposing two admin paths to GET
+    only: the health path answered by the admin `/ready`, and `/stats/prometheus`."""
+    only_get = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    routes = [
+        {
+            "match": {"path": p.health_path, "headers": only_get},
+            # With a path match, prefix_rewrite replaces the whole path.
+            "route": {"cluster": ADMIN_CLUSTER, "prefix_rewrite": READY_PATH},
+        },
+        {
+            "match": {"path": PROMETHEUS_PATH, "headers": only_get},
+            "route": {"cluster": ADMIN_CLUSTER},
+        },
+    ]
+    manager = _typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        stat_prefix=ADMIN_LISTENER,
+        route_config={
+            "virtual_hosts": [{"name": ADMIN_LISTENER, "domains": ["*"], "routes": routes}]
+        },
+        http_filters=[
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router"),
+            }
+        ],
+    )
+    return {
+        "name": ADMIN_LISTENER,
+        "address": _address("0.0.0.0", p.health_port),
+        "additional_addresses": [{"address": _address("0.0.0.0", p.metrics_port)}],
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def bootstrap(parameters: BootstrapParameters) -> Json:
+    """The complete bootstrap for these parameters, as a JSON-serialisable mapping."""
+    p = parameters
+    return {
+        "admin": {"address": _address("127.0.0.1", p.admin_port)},
+        "static_resources": {
+            "listeners": [
+                _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds),
+                _capture_listener(INBOUND, p.inbound_port, p.idle_timeout_seconds),
+                _admin_listener(p),
+            ],
+            "clusters": [
+                {
+                    "name": PASSTHROUGH_CLUSTER,
+                    "type": "ORIGINAL_DST",
+                    "lb_policy": "CLUSTER_PROVIDED",
+                    "connect_timeout": f"{p.connect_timeout_seconds}s",
+                    "circuit_breakers": {
+                        "thresholds": [
+                            {
+                                "max_connections": UNLIMITED,
+                                "max_pending_requests": UNLIMITED,
+                            }
+                        ]
+                    },
+                },
+                {"name": BLACKHOLE_CLUSTER, "type": "STATIC"},
+                {
+                    "name": ADMIN_CLUSTER,
+                    "type": "STATIC",
+                    "load_assignment": {
+                        "cluster_name": ADMIN_CLUSTER,
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {"endpoint": {"address": _address("127.0.0.1", p.admin_port)}}
+                                ]
+                            }
+                        ],
+                    },
+                },
+            ],
+        },
+    }
+
+
+def escape_expansion(text: str) -> str:
+    """Text that Kubernetes' `$(VAR)` expansion of command and args turns back into itself.
+
+    The kubelet reduces `$$` to `$` and replaces `$(NAME)` with a defined variable's value
+    (Kubernetes API, `Container.args`), so every `$` is doubled.
+    """
+    return text.replace("$", "$$")
+
+
+def command_line(
+    parameters: BootstrapParameters, log_level: str, concurrency: int
+) -> tuple[list[str], list[str]]:
+    """The proxy container's `command` and `args`, for Envoy's log level (trace, debug, info,
+    warning, error, critical or off) and number of worker threads.
+
+    `command` is the binary itself, so neither image's entrypoint is involved. Hot restart is
+    disabled: it needs shared memory and a domain socket that a container restart discards.
+    The access log reaches stdout within a second (Envoy's default flush interval is 10 s).
+    """
+    config = json.dumps(bootstrap(parameters), separators=(",", ":"))
+    args = [
+        "--config-yaml",
+        escape_expansion(config),
+        "--service-node",
+        NODE_ID,
+        "--service-cluster",
+        NODE_CLUSTER,
+        "--log-level",
+        log_level,
+        "--concurrency",
+        str(concurrency),
+        "--file-flush-interval-msec",
+        "1000",
+        "--disable-hot-restart",
+    ]
+    return [ENVOY_BINARY], args
