@@ -201,6 +201,7 @@ def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
         metrics_port=ports.metrics,
         idle_timeout_seconds=proxy.envoy.idle_timeout_seconds,
         connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
+        ip_families=config.interception.ip_families,
     )
 
 
