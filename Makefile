@@ -7,7 +7,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 XDS_VENV := .venv-xds
 
-.PHONY: setup serve test lint bench system-packages
+.PHONY: setup serve test lint bench system-packages test-kernel
 
 setup: $(VENV)/.installed $(XDS_VENV)/.installed
 
@@ -32,6 +32,10 @@ $(XDS_VENV)/.installed: requirements-xds.txt
 system-packages:
 	scripts/install-system-packages
 
+# A kernel for the tests that boot a virtual machine (not installed on this machine).
+test-kernel:
+	scripts/fetch-test-kernel .cache/test-kernel
+
 # The deployed function's app and server; prints the URL once it listens (PORT=0: any free port).
 serve: setup
 	$(BIN)/injector serve --host $(HOST) --port $(PORT)
@@ -40,7 +44,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup system-packages $(CHECKOV_VENV)/.installed lint
+test: setup system-packages test-kernel $(CHECKOV_VENV)/.installed lint
 	$(BIN)/pytest
 
 bench: setup system-packages

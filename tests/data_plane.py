@@ -37,8 +37,8 @@ def app_container(name: str = "app") -> Json:
     return {
         "name": name,
         "image": APP_IMAGE,
-        "args": ["$(POD_IP)"],
-        "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "args": ["$(POD_IPS)"],
+        "env": [{"name": "POD_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}}],
         "ports": [{"containerPort": APP_HTTP_PORT, "name": "http"}],
         # An HTTP probe: through the proxy, a TCP probe would pass as soon as the proxy accepts.
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
@@ -75,8 +75,9 @@ def images(config: InjectorConfig | None = None, **more: Image) -> dict[str, Ima
 
 
 def start_node_app(sandbox: PodSandbox) -> None:
-    """The traffic application in the node's namespace, listening on the node's address."""
-    process = sandbox.run_on_node([sys.executable, "-B", TRAFFIC_APP, sandbox.net.node_ip])
+    """The traffic application in the node's namespace, listening on the node's addresses."""
+    addresses = ",".join(sandbox.net.node_ips)
+    process = sandbox.run_on_node([sys.executable, "-B", TRAFFIC_APP, addresses])
     assert process.stdout is not None
     line: list[bytes] = []
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
@@ -115,7 +116,7 @@ class _Connection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.sock = self._sockets.connect((self.host, self.port), self.timeout)
-        self.client = self.sock.getsockname()
+        self.client = self.sock.getsockname()[:2]
 
 
 def access_log(sandbox: PodSandbox, container: str = "mesh-proxy") -> list[Json]:
@@ -138,4 +139,5 @@ def wait_for_access_log(
 
 
 def address(host: str, port: int) -> str:
-    return f"{host}:{port}"
+    """An address as Envoy's access log writes it: 10.244.0.2:8080, [fd00:10:244::2]:8080."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

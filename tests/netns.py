@@ -1,10 +1,13 @@
 """Network namespaces joined by veth pairs, with TCP listeners and clients running inside them.
 
 Every listener answers each connection with one JSON line saying who accepted it: its name,
-the local address, the peer and the original destination (SO_ORIGINAL_DST), so the client's
-output shows exactly where its connection ended up.
+the local address, the peer and the original destination (SO_ORIGINAL_DST, or
+IP6T_SO_ORIGINAL_DST for IPv6), so the client's output shows exactly where its connection ended
+up. Listeners take IPv4 and IPv6 alike; addresses are given as `host` or `host/prefix` in either
+family.
 """
 
+import ipaddress
 import json
 import os
 import secrets
@@ -89,11 +92,38 @@ def delete_netns(netns: Netns) -> None:
     run(["ip", "netns", "delete", netns.name])
 
 
-def connect(a: Netns, a_cidr: str, b: Netns, b_cidr: str, device: str = "eth0") -> None:
-    """Joins two namespaces with a veth pair named `device` on both ends, up and addressed."""
+def disable_ipv6(netns: Netns) -> None:
+    """Turns IPv6 off on every interface of the namespace, present and future, as a container
+    runtime does for a Pod without IPv6 (the kernel keeps IPv6, the namespace has none)."""
+    for interface in ("all", "default", "lo"):
+        netns.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{interface}.disable_ipv6=1"])
+
+
+def add_address(netns: Netns, cidr: str, device: str = "eth0") -> None:
+    """Adds an IPv4 or IPv6 address; an IPv6 one is usable at once (no duplicate detection)."""
+    ipv6 = ipaddress.ip_interface(cidr).version == 6
+    netns.ip("addr", "add", cidr, "dev", device, *(["nodad"] if ipv6 else []))
+
+
+def link_local_address(netns: Netns, device: str = "eth0") -> str:
+    """The IPv6 link-local address of a device, with its scope: `fe80::…%eth0`."""
+    output = run(
+        ["ip", "-n", netns.name, "-6", "-o", "addr", "show", "dev", device, "scope", "link"]
+    )
+    return f"{output.split()[3].split('/')[0]}%{device}"
+
+
+def connect(
+    a: Netns, a_cidrs: list[str], b: Netns, b_cidrs: list[str], device: str = "eth0"
+) -> None:
+    """Joins two namespaces with a veth pair named `device` on both ends, up and addressed.
+    Without duplicate address detection, the IPv6 link-local addresses are usable at once."""
+    for netns in (a, b):
+        netns.run(["sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"])
     a.ip("link", "add", device, "type", "veth", "peer", "name", device, "netns", b.name)
-    for netns, cidr in ((a, a_cidr), (b, b_cidr)):
-        netns.ip("addr", "add", cidr, "dev", device)
+    for netns, cidrs in ((a, a_cidrs), (b, b_cidrs)):
+        for cidr in cidrs:
+            add_address(netns, cidr, device)
         netns.ip("link", "set", device, "up")
         netns.ip("link", "set", "lo", "up")
 
@@ -104,30 +134,45 @@ def _interpreter() -> str:
     return shutil.which("python3", path=os.defpath) or os.path.realpath(sys.executable)
 
 
-# Listens on each port given and answers every connection with one JSON line (serve), or
-# connects and prints the answer, or the error (dial). Only what starts fast is imported.
+# Listens on each port given, on 0.0.0.0 and on :: (IPv6 only), and answers every connection
+# with one JSON line (serve), or connects and prints the answer, or the error (dial). Only what
+# starts fast is imported.
 _PROGRAM = r"""
 import json, selectors, socket, sys
 
-SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h, at level SOL_IP
+# linux/netfilter_ipv4.h SO_ORIGINAL_DST at level SOL_IP, giving a struct sockaddr_in;
+# linux/netfilter_ipv6/ip6_tables.h IP6T_SO_ORIGINAL_DST at SOL_IPV6, a struct sockaddr_in6.
+SO_ORIGINAL_DST = IP6T_SO_ORIGINAL_DST = 80
 
 
 def original_dst(conn):
     try:
-        raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)  # a struct sockaddr_in
+        if conn.family == socket.AF_INET6:
+            raw = conn.getsockopt(socket.IPPROTO_IPV6, IP6T_SO_ORIGINAL_DST, 28)
+            host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+        else:
+            raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+            host = socket.inet_ntop(socket.AF_INET, raw[4:8])
     except OSError:
         return None
-    return socket.inet_ntoa(raw[4:8]), int.from_bytes(raw[2:4], "big")
+    return host, int.from_bytes(raw[2:4], "big")
+
+
+def listen(family, host, port):
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((host, int(port)))
+    sock.listen(16)
+    return sock
 
 
 def serve(name, *ports):
     selector = selectors.DefaultSelector()
     for port in ports:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", int(port)))
-        sock.listen(16)
-        selector.register(sock, selectors.EVENT_READ)
+        selector.register(listen(socket.AF_INET, "0.0.0.0", port), selectors.EVENT_READ)
+        selector.register(listen(socket.AF_INET6, "::", port), selectors.EVENT_READ)
     print("ready", flush=True)
     while True:
         for key, _ in selector.select():
@@ -135,8 +180,8 @@ def serve(name, *ports):
             with conn:
                 report = {
                     "listener": name,
-                    "local": conn.getsockname(),
-                    "peer": peer,
+                    "local": conn.getsockname()[:2],
+                    "peer": peer[:2],
                     "original_dst": original_dst(conn),
                 }
                 conn.sendall(json.dumps(report).encode() + b"\n")
@@ -162,7 +207,8 @@ def _program_command(*args: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Listener:
-    """A process listening on 0.0.0.0 at each of its ports; start several, then wait for each."""
+    """A process listening on 0.0.0.0 and :: at each of its ports; start several, then wait for
+    each."""
 
     name: str
     ports: list[int]

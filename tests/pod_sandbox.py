@@ -2,6 +2,8 @@
 
 The Pod gets a network namespace of its own, joined to a "node" namespace by a veth pair; the
 node namespace stands for everything outside the Pod (the kubelet, other Pods, the Internet).
+Both are dual-stack (IPv4 first, as `status.podIPs` lists it), or IPv4 only with IPv6 turned
+off in the Pod's namespace.
 Containers run as the kubelet starts them:
 
 - init containers in order: a regular one runs to completion (a failure fails the Pod); a
@@ -234,15 +236,15 @@ os.set_inheritable(spec["started_fd"], False)  # closed by the exec: the contain
 os.execve("/usr/bin/setpriv", ["setpriv", *spec["setpriv"], "--", *spec["argv"]], spec["env"])
 """
 
-# Creates a TCP socket for each byte it reads on the channel (the fd in argv) and sends it back
-# over it: the socket belongs to this process's network namespace and credentials (what
-# iptables' owner match sees).
+# Creates a TCP socket for each byte it reads on the channel (the fd in argv), IPv6 for "6" and
+# IPv4 otherwise, and sends it back over it: the socket belongs to this process's network
+# namespace and credentials (what iptables' owner match sees).
 _SOCKET_FACTORY = r"""
 import socket, sys
 
 channel = socket.socket(fileno=int(sys.argv[1]))
-while channel.recv(1):
-    with socket.socket() as sock:
+while request := channel.recv(1):
+    with socket.socket(socket.AF_INET6 if request == b"6" else socket.AF_INET) as sock:
         socket.send_fds(channel, [b"s"], [sock.fileno()])
 """
 
@@ -265,16 +267,18 @@ class SocketFactory:
         finally:
             theirs.close()
 
-    def create(self) -> socket.socket:
+    def create(self, family: socket.AddressFamily = socket.AF_INET) -> socket.socket:
         with self._lock:
-            self._channel.sendall(b"s")
+            self._channel.sendall(b"6" if family == socket.AF_INET6 else b"4")
             _, fds, _, _ = socket.recv_fds(self._channel, 1, 1)
         if not fds:
             raise RuntimeError(f"the socket factory in {self.where} ended: {self._stderr()}")
         return socket.socket(fileno=fds[0])
 
     def connect(self, address: tuple[str, int], timeout: float = 10.0) -> socket.socket:
-        sock = self.create()
+        """A connected socket of the address's family (an IPv4 or IPv6 address)."""
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = self.create(family)
         sock.settimeout(timeout)
         try:
             sock.connect(address)
@@ -306,12 +310,24 @@ def _run(args: list[str], timeout: float = 30.0) -> str:
 
 @dataclass(frozen=True)
 class Network:
-    """The Pod's and the node's network namespaces, joined by a veth pair."""
+    """The Pod's and the node's network namespaces, joined by a veth pair: dual-stack, or
+    IPv4 only with IPv6 turned off in the Pod's namespace."""
 
     pod_netns: str
     node_netns: str
     pod_ip: str
     node_ip: str
+    pod_ipv6: str | None  # None: IPv4 only
+    node_ipv6: str | None
+
+    @property
+    def pod_ips(self) -> list[str]:
+        """The Pod's addresses, its primary one (IPv4) first, as `status.podIPs` lists them."""
+        return [ip for ip in (self.pod_ip, self.pod_ipv6) if ip]
+
+    @property
+    def node_ips(self) -> list[str]:
+        return [ip for ip in (self.node_ip, self.node_ipv6) if ip]
 
     @property
     def pod_netns_path(self) -> str:
@@ -325,30 +341,61 @@ class Network:
         return ["nsenter", f"--net={self.node_netns_path}", *argv]
 
     def add_node_address(self, cidr: str) -> None:
-        """Another address on the node's side, reached from the Pod through its default route."""
-        _run(["ip", "-n", self.node_netns, "addr", "add", cidr, "dev", "eth0"])
+        """Another address on the node's side (IPv4 or IPv6), reached from the Pod through its
+        default route."""
+        _add_address(self.node_netns, cidr)
+
+
+IPV4_SUBNET = ipaddress.ip_network("10.244.0.0/24")
+IPV6_SUBNET = ipaddress.ip_network("fd00:10:244::/64")
+
+
+def _add_address(netns: str, cidr: str) -> None:
+    # An IPv6 address is usable at once: no duplicate address detection.
+    ipv6 = ipaddress.ip_interface(cidr).version == 6
+    _run(["ip", "-n", netns, "addr", "add", cidr, "dev", "eth0", *(["nodad"] if ipv6 else [])])
+
+
+def _sysctl(netns: str, setting: str) -> None:
+    _run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", setting])
 
 
 @contextmanager
-def network() -> Iterator[Network]:
+def network(ipv6: bool = True) -> Iterator[Network]:
+    """The Pod's and the node's namespaces: the node .1 and the Pod .2 of 10.244.0.0/24 and,
+    with `ipv6`, of fd00:10:244::/64; without it, IPv6 is turned off in the Pod's namespace,
+    as a container runtime leaves an IPv4-only Pod."""
     suffix = secrets.token_hex(4)
     pod, node = f"sandbox-pod-{suffix}", f"sandbox-node-{suffix}"
-    subnet = ipaddress.ip_network("10.244.0.0/24")
-    node_ip, pod_ip = str(subnet[1]), str(subnet[2])
+    subnets = (IPV4_SUBNET, IPV6_SUBNET) if ipv6 else (IPV4_SUBNET,)
     with ExitStack() as cleanup:
         for name in (pod, node):
             _run(["ip", "netns", "add", name])
             cleanup.callback(_run, ["ip", "netns", "delete", name])
+            _sysctl(name, "net.ipv6.conf.default.accept_dad=0")  # link-local usable at once too
+        if not ipv6:
+            for interface in ("all", "default", "lo"):
+                _sysctl(pod, f"net.ipv6.conf.{interface}.disable_ipv6=1")
         # The interfaces are created inside the namespaces, so their names are theirs alone.
         _run(
             ["ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "eth0", "netns", node]
         )
-        for name, ip in ((pod, pod_ip), (node, node_ip)):
-            _run(["ip", "-n", name, "addr", "add", f"{ip}/{subnet.prefixlen}", "dev", "eth0"])
+        for name, host in ((pod, 2), (node, 1)):
+            for subnet in subnets:
+                _add_address(name, f"{subnet[host]}/{subnet.prefixlen}")
             _run(["ip", "-n", name, "link", "set", "eth0", "up"])
             _run(["ip", "-n", name, "link", "set", "lo", "up"])
-        _run(["ip", "-n", pod, "route", "add", "default", "via", node_ip])
-        yield Network(pod, node, pod_ip, node_ip)
+        for subnet in subnets:
+            default_route = ["route", "add", "default", "via", str(subnet[1])]
+            _run(["ip", "-n", pod, f"-{subnet.version}", *default_route])
+        yield Network(
+            pod,
+            node,
+            pod_ip=str(IPV4_SUBNET[2]),
+            node_ip=str(IPV4_SUBNET[1]),
+            pod_ipv6=str(IPV6_SUBNET[2]) if ipv6 else None,
+            node_ipv6=str(IPV6_SUBNET[1]) if ipv6 else None,
+        )
 
 
 @dataclass
@@ -416,7 +463,8 @@ class Container:
 class PodSandbox:
     """Runs one Pod. Use as a context manager; `start()` brings the Pod up as the kubelet would.
 
-    `images` maps each image reference of the Pod to what stands for it.
+    `images` maps each image reference of the Pod to what stands for it. The Pod is dual-stack
+    (IPv4 primary), or IPv4 only without `ipv6`, its namespace then having IPv6 turned off.
     """
 
     def __init__(
@@ -425,7 +473,9 @@ class PodSandbox:
         images: Mapping[str, Image],
         namespace: str = "default",
         token_issuer: TokenIssuer | None = None,
+        ipv6: bool = True,
     ):
+        self.ipv6 = ipv6
         self.pod = json.loads(json.dumps(pod))
         self.images = dict(images)
         self.token_issuer = token_issuer or TokenIssuer()
@@ -466,15 +516,15 @@ class PodSandbox:
             self.dir = Path(tempfile.mkdtemp(prefix="pod-sandbox-"))
             self._stack.callback(shutil.rmtree, self.dir, ignore_errors=True)
             self.dir.chmod(0o755)
-            self._net = self._stack.enter_context(network())
+            self._net = self._stack.enter_context(network(self.ipv6))
             self._stack.callback(self._stop_everything)
             self._node_sockets = SocketFactory(self.net.in_node, "the node")
             self._stack.callback(self._node_sockets.close)
             self.pod.setdefault("status", {}).update(
                 podIP=self.net.pod_ip,
-                podIPs=[{"ip": self.net.pod_ip}],
+                podIPs=[{"ip": ip} for ip in self.net.pod_ips],
                 hostIP=self.net.node_ip,
-                hostIPs=[{"ip": self.net.node_ip}],
+                hostIPs=[{"ip": ip} for ip in self.net.node_ips],
             )
             self._volumes = self._prepare_volumes()
         except BaseException:

@@ -7,7 +7,7 @@ from envoy_validation import validate_injected_proxy
 from kubernetes_schema import validate_pod
 
 from injector.core.engine import Injector
-from injector.core.keys import INIT_CONTAINER, PROXY_CONTAINER
+from injector.core.keys import INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER
 
 POD_CREATES = [
     "a-deployment-pod.json",
@@ -55,8 +55,8 @@ def test_pod_creates_are_injected_into_valid_pods(injector: Injector, name: str)
     validate_pod(patched)
     validate_injected_proxy(patched)
     init_names = [c["name"] for c in patched["spec"]["initContainers"]]
-    assert init_names[:2] == [INIT_CONTAINER, PROXY_CONTAINER]
-    assert patched["spec"]["initContainers"][1]["restartPolicy"] == "Always"
+    assert init_names[:3] == [INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER]
+    assert patched["spec"]["initContainers"][2]["restartPolicy"] == "Always"
     assert patched["spec"]["containers"] == pod["spec"]["containers"]
 
 
@@ -148,5 +148,5 @@ def test_user_init_containers_follow_the_injected_ones_in_their_order(
     pod = orjson.loads(captured("c-init-native-sidecar.json"))["request"]["object"]
     answer, _ = review(injector, captured("c-init-native-sidecar.json"))
     patched = apply_patch(pod, decode_patch(answer["response"]))
-    assert patched["spec"]["initContainers"][2:] == pod["spec"]["initContainers"]
+    assert patched["spec"]["initContainers"][3:] == pod["spec"]["initContainers"]
     assert patched["spec"]["volumes"][: len(pod["spec"]["volumes"])] == pod["spec"]["volumes"]

@@ -61,9 +61,16 @@ def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
             "init.resources.limits.memory: expected a non-negative Kubernetes quantity",
         ),
         (
-            "interception: {excludeOutboundCidrs: ['fd00::/8']}",
-            "interception.excludeOutboundCidrs.0: expected an IPv4 CIDR",
+            "interception: {excludeOutboundCidrs: ['fd00::/129']}",
+            "interception.excludeOutboundCidrs.0: expected an IPv4 or IPv6 CIDR",
         ),
+        (
+            "interception: {excludeOutboundCidrs: ['::ffff:10.0.0.0/104']}",
+            "excludeOutboundCidrs.0: expected an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8, "
+            "not an IPv4-mapped IPv6 network",
+        ),
+        ("interception: {ipFamilies: []}", "interception.ipFamilies: expected at least one of"),
+        ("interception: {ipFamilies: [ipv6]}", "interception.ipFamilies.0: Input should be 'IPv4'"),
         ("interception: {excludeInboundPorts: [0]}", "interception.excludeInboundPorts.0"),
         ("interception: {includeInboundPorts: all}", "interception.includeInboundPorts"),
         ("annotationPrefix: Not_A_Domain", "annotationPrefix: 'Not_A_Domain' is not a DNS-1123"),
@@ -88,6 +95,22 @@ def test_invalid_configuration_names_the_field_and_the_problem(text: str, messag
     with pytest.raises(ConfigError) as error:
         parse_config(text)
     assert message in str(error.value)
+
+
+def test_cidrs_of_both_families_are_accepted_in_canonical_form() -> None:
+    config = parse_config(
+        "interception: {excludeOutboundCidrs: [10.1.2.3/8, 'FD00:0:0::1/8', '2001:db8::/32']}"
+    )
+    assert config.interception.exclude_outbound_cidrs == ("10.0.0.0/8", "fd00::/8", "2001:db8::/32")
+
+
+def test_both_families_are_captured_unless_the_configuration_leaves_one_out() -> None:
+    assert InjectorConfig().interception.ip_families == ("IPv4", "IPv6")
+    assert parse_config("interception: {ipFamilies: [IPv4]}").interception.ip_families == ("IPv4",)
+    # The order carries no meaning, so it does not change the configuration (or its digest).
+    reordered = parse_config("interception: {ipFamilies: [IPv6, IPv4, IPv6]}")
+    assert reordered == InjectorConfig()
+    assert reordered.digest() == InjectorConfig().digest()
 
 
 def test_a_custom_proxy_takes_args_and_a_wait_command() -> None:

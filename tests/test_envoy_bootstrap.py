@@ -68,6 +68,35 @@ def test_the_bootstrap_holds_no_variable_reference() -> None:
     assert "$" not in config
 
 
+def listened(bootstrap: dict) -> dict[str, set[tuple[str, int]]]:
+    """Each listener's addresses, `address` and `additional_addresses` alike."""
+    listened = {}
+    for listener in bootstrap["static_resources"]["listeners"]:
+        addresses = [listener["address"]]
+        addresses += [item["address"] for item in listener.get("additional_addresses", ())]
+        listened[listener["name"]] = {
+            (a["socket_address"]["address"], a["socket_address"]["port_value"]) for a in addresses
+        }
+    return listened
+
+
+@pytest.mark.parametrize("families", [("IPv4",), ("IPv6",), ("IPv4", "IPv6")])
+def test_every_listener_takes_each_captured_family_at_each_of_its_ports(
+    families: tuple[str, ...],
+) -> None:
+    parameters = replace(PARAMETERS, ip_families=families)
+    ports = {"outbound": (15001,), "inbound": (15006,), "health_metrics": (15021, 15090)}
+    any_address = {"IPv4": "0.0.0.0", "IPv6": "::"}
+
+    assert listened(envoy.bootstrap(parameters)) == {
+        name: {(any_address[family], port) for family in families for port in listener_ports}
+        for name, listener_ports in ports.items()
+    }
+    # Without ipv4_compat, Envoy binds :: for IPv6 alone, beside 0.0.0.0 on the same port.
+    assert "ipv4_compat" not in json.dumps(envoy.bootstrap(parameters))
+    validate(*envoy.command_line(parameters, "info", 2))
+
+
 def test_admin_listens_on_loopback_only() -> None:
     assert envoy.bootstrap(PARAMETERS)["admin"]["address"]["socket_address"] == {
         "address": "127.0.0.1",

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from injector.core.config import parse_config
 from injector.core.engine import Injector, Outcome
-from injector.core.keys import INIT_CONTAINER, PROXY_CONTAINER
+from injector.core.keys import INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER
 from injector.kube.qos import GUARANTEED, qos_class
 
 CORPUS = sorted((DATA / "pods").glob("*.yaml"))
@@ -81,6 +81,7 @@ INJECTED = [
     "existing-native-sidecar",
     "generate-name-only",
     "guaranteed-qos",
+    "ipv4-only",
     "job-batch",
     "large-env",
     "named-ports",
@@ -128,7 +129,7 @@ def test_classic_proxy_runs_with_the_apps_and_its_rules_follow_user_init_contain
     pod = CASES["cronjob-report-classic"]()
     patched = apply_patch(pod, evaluate(injector, pod).operations)
     init_names = [c["name"] for c in patched["spec"]["initContainers"]]
-    assert init_names == ["fetch-template", INIT_CONTAINER]
+    assert init_names == ["fetch-template", INIT_CONTAINER, INIT_CONTAINER_IPV6]
     assert [c["name"] for c in patched["spec"]["containers"]] == ["report", PROXY_CONTAINER]
     proxy = _container(patched, PROXY_CONTAINER)
     assert "restartPolicy" not in proxy
@@ -162,8 +163,35 @@ def test_overrides_reach_the_proxy_and_the_rules(injector: Injector) -> None:
     assert "-A MESH_INBOUND -p tcp -j MESH_IN_REDIRECT" not in rules
     assert "-A MESH_OUTPUT -p tcp --dport 5432 -j RETURN" in rules
     assert "-A MESH_OUTPUT -p tcp --dport 6379 -j RETURN" in rules
-    assert "-A MESH_OUTPUT -d 10.96.0.0/12 -j RETURN" in rules
-    assert "-A MESH_OUTPUT -d 169.254.169.254/32 -j RETURN" in rules
+    assert "-4 -A MESH_OUTPUT -d 10.96.0.0/12 -j RETURN" in rules
+    assert "-4 -A MESH_OUTPUT -d 169.254.169.254/32 -j RETURN" in rules
+    assert "-6 -A MESH_OUTPUT -d fd00:10:96::/112 -j RETURN" in rules
+
+
+def test_each_captured_family_gets_its_init_container_reading_the_same_rules(
+    injector: Injector,
+) -> None:
+    pod = CASES["deployment-web"]()
+    patched = apply_patch(pod, evaluate(injector, pod).operations)
+    init = patched["spec"]["initContainers"]
+    assert [c["name"] for c in init[:3]] == [INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER]
+    assert init[0]["command"] == ["iptables-restore", "/etc/mesh/iptables/rules"]
+    assert init[1]["command"] == ["ip6tables-nft-restore", "/etc/mesh/iptables/rules"]
+    assert {k: v for k, v in init[0].items() if k not in ("name", "command")} == {
+        k: v for k, v in init[1].items() if k not in ("name", "command")
+    }
+
+
+def test_ipv6_left_uncaptured_gets_no_ipv6_init_container_or_rules(injector: Injector) -> None:
+    pod = CASES["ipv4-only"]()
+    outcome = evaluate(injector, pod)
+    assert outcome.overrides["injector.dev/ip-families"] == "IPv4"
+    patched = apply_patch(pod, outcome.operations)
+    init_names = [c["name"] for c in patched["spec"]["initContainers"]]
+    assert init_names == [INIT_CONTAINER, PROXY_CONTAINER]
+    rules = patched["metadata"]["annotations"]["injector.dev/iptables-rules"].split("\n")
+    assert "-4 -A MESH_OUTPUT -d 10.96.0.0/12 -j RETURN" in rules
+    assert not [rule for rule in rules if rule.startswith("-6 ")]
 
 
 def test_statefulset_port_is_left_out_of_inbound_capture(injector: Injector) -> None:
@@ -212,6 +240,7 @@ def test_classic_custom_proxy_held_until_ready_goes_first_with_a_post_start_wait
         "wait-for-db",
         "migrate",
         INIT_CONTAINER,
+        INIT_CONTAINER_IPV6,
     ]
     proxy = patched["spec"]["containers"][0]
     assert proxy["lifecycle"] == {"postStart": {"exec": {"command": ["proxy", "wait-ready"]}}}

@@ -116,7 +116,7 @@ def test_decision_and_reason(config, namespace, the_pod, expected) -> None:
     assert decide(config, the_pod, namespace) == expected
 
 
-@pytest.mark.parametrize("name", ["mesh-proxy", "mesh-init"])
+@pytest.mark.parametrize("name", ["mesh-proxy", "mesh-init", "mesh-init-ipv6"])
 def test_pod_carrying_the_proxy_by_name_counts_as_injected(name: str) -> None:
     p = pod()
     p["spec"]["initContainers"] = [{"name": name, "image": "example.com/x:1"}]

@@ -62,7 +62,7 @@ def test_the_default_proxy_is_envoy_configured_by_its_command_line() -> None:
     validate_proxy_container(proxy)
     listeners = {
         listener["name"]: [
-            address["socket_address"]["port_value"]
+            (address["socket_address"]["address"], address["socket_address"]["port_value"])
             for address in (
                 listener["address"],
                 *(extra["address"] for extra in listener.get("additional_addresses", ())),
@@ -70,10 +70,16 @@ def test_the_default_proxy_is_envoy_configured_by_its_command_line() -> None:
         ]
         for listener in bootstrap_of(proxy)["static_resources"]["listeners"]
     }
+    # Both families, IPv4 on 0.0.0.0 and IPv6 on ::, at each port.
     assert listeners == {
-        "outbound": [15001],
-        "inbound": [15006],
-        "health_metrics": [15021, 15090],
+        "outbound": [("0.0.0.0", 15001), ("::", 15001)],
+        "inbound": [("0.0.0.0", 15006), ("::", 15006)],
+        "health_metrics": [
+            ("0.0.0.0", 15021),
+            ("::", 15021),
+            ("0.0.0.0", 15090),
+            ("::", 15090),
+        ],
     }
 
 

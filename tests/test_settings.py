@@ -34,12 +34,13 @@ def test_every_override_is_parsed() -> None:
             "injector.dev/include-inbound-ports": " 8080 , 9090 ",
             "injector.dev/exclude-inbound-ports": "22",
             "injector.dev/exclude-outbound-ports": "5432,25",
-            "injector.dev/exclude-outbound-cidrs": "192.168.1.7/24",
+            "injector.dev/exclude-outbound-cidrs": "192.168.1.7/24, FD00::7/64",
+            "injector.dev/ip-families": "IPv4",
             "injector.dev/native-sidecar": "true",
             "injector.dev/hold-application-until-proxy-ready": "false",
         }
     )
-    assert len(applied) == 12
+    assert len(applied) == 13
     proxy, interception = config.proxy, config.interception
     assert proxy.image == "example.com/p:2"
     assert (proxy.resources.requests.cpu, proxy.resources.limits.cpu) == ("0.5", "1500m")
@@ -49,12 +50,23 @@ def test_every_override_is_parsed() -> None:
     assert interception.exclude_inbound_ports == (22,)
     # Exclusions add to the configured ones; they never remove them.
     assert interception.exclude_outbound_ports == (25, 5432, 25)
-    assert interception.exclude_outbound_cidrs == ("10.0.0.0/8", "192.168.1.0/24")
+    assert interception.exclude_outbound_cidrs == ("10.0.0.0/8", "192.168.1.0/24", "fd00::/64")
+    assert interception.ip_families == ("IPv4",)
     assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (True, False)
     # Everything else is the configuration's.
     assert config.model_dump(
         exclude={"proxy", "interception", "hold_application_until_proxy_ready"}
     ) == CONFIG.model_dump(exclude={"proxy", "interception", "hold_application_until_proxy_ready"})
+
+
+def test_ip_families_replace_the_configured_ones() -> None:
+    ipv6_only = settings_for({"injector.dev/ip-families": "IPv6"})[0]
+    assert ipv6_only.interception.ip_families == ("IPv6",)
+    both = settings_for(
+        {"injector.dev/ip-families": " IPv6 , IPv4 "},
+        parse_config("interception: {ipFamilies: [IPv4]}"),
+    )[0]
+    assert both.interception.ip_families == ("IPv4", "IPv6")
 
 
 def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
@@ -74,8 +86,12 @@ def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
         ("include-inbound-ports", "http", "expected * or a comma-separated list of ports"),
         ("exclude-inbound-ports", "70000", "each a port number from 1 to 65535"),
         ("exclude-outbound-ports", "0", "each a port number from 1 to 65535"),
-        ("exclude-outbound-cidrs", "10.0.0.0/33", "each an IPv4 CIDR such as 10.0.0.0/8"),
-        ("exclude-outbound-cidrs", "fd00::/8", "each an IPv4 CIDR such as 10.0.0.0/8"),
+        ("exclude-outbound-cidrs", "10.0.0.0/33", "each an IPv4 or IPv6 CIDR such as 10.0.0.0/8"),
+        ("exclude-outbound-cidrs", "fd00::/8,fd00::/129", "each an IPv4 or IPv6 CIDR such as"),
+        ("exclude-outbound-cidrs", "::ffff:10.1.0.0/112", "each an IPv4 or IPv6 CIDR such as"),
+        ("ip-families", "", "expected IPv4, IPv6 or IPv4,IPv6"),
+        ("ip-families", "IPv4;IPv6", "expected IPv4, IPv6 or IPv4,IPv6"),
+        ("ip-families", "ipv6", "expected IPv4, IPv6 or IPv4,IPv6"),
         ("native-sidecar", "yes", "expected true or false"),
         ("hold-application-until-proxy-ready", "True", "expected true or false"),
         ("proxy-cpu-request", "3", "the cpu request 3 is above the cpu limit 2"),

@@ -94,8 +94,9 @@ def test_the_function_runs_from_the_archived_files_alone(function_dir, function_
     answer = response.json()["response"]
     pod = orjson.loads(body)["request"]["object"]
     injected = apply_patch(pod, decode_patch(answer))
-    assert [c["name"] for c in injected["spec"]["initContainers"]][:2] == [
+    assert [c["name"] for c in injected["spec"]["initContainers"]][:3] == [
         "mesh-init",
+        "mesh-init-ipv6",
         "mesh-proxy",
     ]
 
@@ -140,7 +141,11 @@ def test_the_installed_command_works_from_any_directory(installed: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("web.yaml document 1: Deployment/web: injected")
     template = orjson.loads(result.stdout)["spec"]["template"]
-    assert [c["name"] for c in template["spec"]["initContainers"]] == ["mesh-init", "mesh-proxy"]
+    assert [c["name"] for c in template["spec"]["initContainers"]] == [
+        "mesh-init",
+        "mesh-init-ipv6",
+        "mesh-proxy",
+    ]
 
 
 def test_the_package_holds_every_module_and_nothing_else(installed: Path) -> None:

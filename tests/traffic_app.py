@@ -2,7 +2,10 @@
 carry unharmed. It runs as the application container in the Pod sandbox (inbound cases) and as
 a server in the node namespace (outbound cases). Once every server listens it prints "ready".
 
-    python traffic_app.py ADDRESS   # ADDRESS: this side's own IP (the Pod's or the node's)
+    python traffic_app.py ADDRESSES   # this side's own IPs (the Pod's or the node's), by commas
+
+Given an IPv6 address too (a dual-stack side), the servers of 2525, 8080, 8081, 8082 listen on
+:: as well as on 0.0.0.0, and 8090 on each address.
 
 | port  | server |
 |-------|--------|
@@ -12,7 +15,7 @@ a server in the node namespace (outbound cases). Once every server listens it pr
 | 8082  | echoes every chunk (a long-lived connection) |
 | 8765  | WebSocket (RFC 6455): echoes every message |
 | 50051 | gRPC, HTTP/2 only: the unary method /traffic.Echo/Echo returns its request |
-| 8090  | bound to ADDRESS only: sends "bound-address" on connect |
+| 8090  | bound to the ADDRESSES only: sends "bound-address" on connect |
 | 8091  | bound to 127.0.0.1 only: sends "bound-loopback" on connect |
 """
 
@@ -131,16 +134,37 @@ class Server(ThreadingTCPServer):
     daemon_threads = True
 
 
-def main(address: str) -> None:
-    servers = [
-        Server(("0.0.0.0", 2525), Banner),
-        Server(("0.0.0.0", 8081), UntilHalfClose),
-        Server(("0.0.0.0", 8082), Echo),
-        Server((address, 8090), greeting(b"bound-address")),
-        Server(("127.0.0.1", 8091), greeting(b"bound-loopback")),
-    ]
+class Ipv6Only:
+    """A server of IPv6 alone (IPV6_V6ONLY), beside one of IPv4 on the same port."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
+class Server6(Ipv6Only, Server):
+    pass
+
+
+class HttpServer6(Ipv6Only, ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def main(addresses: list[str]) -> None:
+    ipv6 = any(":" in address for address in addresses)
+    servers: list[ThreadingTCPServer] = []
+    for port, handler in ((2525, Banner), (8081, UntilHalfClose), (8082, Echo)):
+        servers.append(Server(("0.0.0.0", port), handler))
+        servers += [Server6(("::", port), handler)] if ipv6 else []
+    for address in addresses:
+        kind = Server6 if ":" in address else Server
+        servers.append(kind((address, 8090), greeting(b"bound-address")))
+    servers.append(Server(("127.0.0.1", 8091), greeting(b"bound-loopback")))
     http = ThreadingHTTPServer(("0.0.0.0", 8080), Http)
     http.daemon_threads = True
+    servers += [HttpServer6(("::", 8080), Http)] if ipv6 else []
     websocket = serve_websocket(echo_messages, "0.0.0.0", 8765, compression=None)
     rpc = grpc_server()
     rpc.start()
@@ -152,4 +176,4 @@ def main(address: str) -> None:
 
 if __name__ == "__main__":
     socket.setdefaulttimeout(None)
-    main(sys.argv[1])
+    main(sys.argv[1].split(","))

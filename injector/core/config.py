@@ -27,6 +27,9 @@ from injector.kube.selectors import LabelSelector
 
 LogLevel = Literal["trace", "debug", "info", "warning", "error", "critical", "off"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+# Kubernetes' names of the IP families (core/v1 IPFamily, as in a Service's ipFamilies).
+IpFamily = Literal["IPv4", "IPv6"]
+IP_FAMILIES: tuple[str, ...] = get_args(IpFamily)
 
 _IMAGE = re.compile(
     r"^(?:[A-Za-z0-9.-]+(?::\d+)?/)?"
@@ -39,7 +42,7 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 IMAGE_FORM = "an image reference such as registry.example.com/mesh/proxy:1.2.3"
 PORT_FORM = "a port number from 1 to 65535"
-CIDR_FORM = "an IPv4 CIDR such as 10.0.0.0/8"
+CIDR_FORM = "an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8"
 HOST_FORM = "a DNS name such as control-plane.mesh-system.svc or an IP address"
 
 
@@ -65,14 +68,18 @@ def _number_as_text(value: object) -> object:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")  # RFC 4291 section 2.5.5.2
+
+
 def normalize_cidr(text: str) -> str:
-    """An IPv4 network in canonical form; the ruleset is IPv4 (iptables, not ip6tables)."""
+    """An IPv4 or IPv6 network in canonical form (host bits cleared, IPv6 compressed)."""
     try:
         network = ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise ValueError(f"expected {CIDR_FORM}") from None
-    if network.version != 4:
-        raise ValueError(f"expected {CIDR_FORM} (IPv6 is not intercepted)")
+    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
+        # A connection to ::ffff:a.b.c.d leaves as IPv4: only the IPv4 network matches it.
+        raise ValueError(f"expected {CIDR_FORM}, not an IPv4-mapped IPv6 network")
     return str(network)
 
 
@@ -105,10 +112,18 @@ def check_ca_certificates(pem: str) -> str:
     return pem
 
 
+def normalize_ip_families(families: tuple[str, ...]) -> tuple[str, ...]:
+    """The families once each, IPv4 first: the order carries no meaning."""
+    if not families:
+        raise ValueError("expected at least one of IPv4 and IPv6")
+    return tuple(family for family in IP_FAMILIES if family in families)
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 Image = Annotated[str, AfterValidator(check_image)]
 Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(check_quantity)]
 Cidr = Annotated[str, AfterValidator(normalize_cidr)]
+IpFamilies = Annotated[tuple[IpFamily, ...], AfterValidator(normalize_ip_families)]
 Namespace = Annotated[str, AfterValidator(check_dns_label)]
 Host = Annotated[str, AfterValidator(check_host)]
 DnsName = Annotated[str, AfterValidator(check_dns_subdomain)]
@@ -243,7 +258,9 @@ class InterceptionConfig(CamelModel):
     include_inbound_ports: Literal["*"] | tuple[Port, ...] = "*"
     exclude_inbound_ports: tuple[Port, ...] = ()
     exclude_outbound_ports: tuple[Port, ...] = ()
-    exclude_outbound_cidrs: tuple[Cidr, ...] = ()
+    exclude_outbound_cidrs: tuple[Cidr, ...] = ()  # each applies to its own family
+    # The families whose TCP goes through the proxy; leaving one out leaves it uncaptured.
+    ip_families: IpFamilies = IP_FAMILIES
 
 
 class ControlPlaneAddress(CamelModel):

@@ -17,7 +17,12 @@ What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/
   admin `/ready`, which is 200 only once the server is initialized (LIVE), and serves the
   admin `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
 - every proxied connection is logged on stdout as one JSON object when it closes
-  (`ACCESS_LOG_FIELDS`).
+  (`ACCESS_LOG_FIELDS`);
+- each listener takes the captured IP families: it listens on 0.0.0.0 for IPv4 and on :: for
+  IPv6 (a socket of its own, IPv6 only, as Envoy binds :: without `ipv4_compat`), at each of its
+  ports (`Listener.additional_addresses`), so a connection reaches its original destination in
+  its own family. Only the families captured are listened on: Envoy refuses any IPv6 address on
+  a kernel without IPv6.
 
 With a control plane (`BootstrapParameters.control_plane`), the health and metrics listener
 and the admin cluster stay static and everything else comes over ADS (`injector.core.xds`):
@@ -79,7 +84,12 @@ class BootstrapParameters:
     metrics_port: int
     idle_timeout_seconds: int  # a proxied connection idle this long is closed; 0: never
     connect_timeout_seconds: int  # to the original destination
+    ip_families: tuple[str, ...] = ("IPv4", "IPv6")  # the families the listeners take
     control_plane: ControlPlaneConfig | None = None  # None: the pass-through
+
+
+# The address that takes every connection of a family (Envoy binds :: IPv6-only by default).
+ANY_ADDRESS = {"IPv4": "0.0.0.0", "IPv6": "::"}
 
 
 def _typed(type_name: str, **fields: Any) -> Json:
@@ -88,6 +98,15 @@ def _typed(type_name: str, **fields: Any) -> Json:
 
 def _address(address: str, port: int) -> Json:
     return {"socket_address": {"address": address, "port_value": port}}
+
+
+def _listen(ports: tuple[int, ...], families: tuple[str, ...]) -> Json:
+    """A listener's `address` and `additional_addresses`: every family at every port."""
+    addresses = [_address(ANY_ADDRESS[family], port) for port in ports for family in families]
+    listen: Json = {"address": addresses[0]}
+    if addresses[1:]:
+        listen["additional_addresses"] = [{"address": address} for address in addresses[1:]]
+    return listen
 
 
 def _tcp_proxy(stat_prefix: str, cluster: str, **fields: Any) -> Json:
@@ -117,10 +136,12 @@ def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
     )
 
 
-def _capture_listener(name: str, port: int, idle_timeout_seconds: int) -> Json:
+def _capture_listener(
+    name: str, port: int, idle_timeout_seconds: int, families: tuple[str, ...]
+) -> Json:
     return {
         "name": name,
-        "address": _address("0.0.0.0", port),
+        **_listen((port,), families),
         "listener_filters": [
             {
                 "name": "envoy.filters.listener.original_dst",
@@ -170,8 +191,7 @@ def _admin_listener(p: BootstrapParameters) -> Json:
     )
     return {
         "name": ADMIN_LISTENER,
-        "address": _address("0.0.0.0", p.health_port),
-        "additional_addresses": [{"address": _address("0.0.0.0", p.metrics_port)}],
+        **_listen((p.health_port, p.metrics_port), p.ip_families),
         "filter_chains": [
             {
                 "filters": [
@@ -216,8 +236,8 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
         **admin,
         "static_resources": {
             "listeners": [
-                _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds),
-                _capture_listener(INBOUND, p.inbound_port, p.idle_timeout_seconds),
+                _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds, p.ip_families),
+                _capture_listener(INBOUND, p.inbound_port, p.idle_timeout_seconds, p.ip_families),
                 _admin_listener(p),
             ],
             "clusters": [

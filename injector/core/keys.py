@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-INIT_CONTAINER = "mesh-init"
+INIT_CONTAINER = "mesh-init"  # applies the ruleset to IPv4
+INIT_CONTAINER_IPV6 = "mesh-init-ipv6"  # and to IPv6
 PROXY_CONTAINER = "mesh-proxy"
 IPTABLES_VOLUME = "mesh-iptables"
 XTABLES_LOCK_VOLUME = "mesh-xtables-lock"
@@ -11,7 +12,7 @@ PROXY_TMP_VOLUME = "mesh-proxy-tmp"
 PROXY_TOKEN_VOLUME = "mesh-proxy-token"
 PROXY_TOKEN_DIR = "/var/run/secrets/mesh"
 PROXY_TOKEN_FILE = "token"
-INJECTED_CONTAINERS = frozenset({INIT_CONTAINER, PROXY_CONTAINER})
+INJECTED_CONTAINERS = frozenset({INIT_CONTAINER, INIT_CONTAINER_IPV6, PROXY_CONTAINER})
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 # Names under the prefix that are not per-Pod overrides.

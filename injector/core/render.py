@@ -16,6 +16,7 @@ from injector.core.config import InjectorConfig
 from injector.core.iptables import Interception, ruleset
 from injector.core.keys import (
     INIT_CONTAINER,
+    INIT_CONTAINER_IPV6,
     IPTABLES_VOLUME,
     PROXY_CONTAINER,
     PROXY_TMP_VOLUME,
@@ -28,6 +29,15 @@ from injector.core.keys import (
 
 IPTABLES_DIR = "/etc/mesh/iptables"
 IPTABLES_FILE = "rules"
+
+# Per captured family: the init container, and the tool that applies the ruleset.
+INIT_CONTAINERS = {"IPv4": INIT_CONTAINER, "IPv6": INIT_CONTAINER_IPV6}
+# In the iptables image, iptables-restore is the iptables-wrapper, which picks the nf_tables or
+# the legacy backend from the kubelet's rules; a Pod's namespace has none, so it picks
+# nf_tables. IPv6 names nf_tables itself: on a kernel booted without IPv6 (ipv6.disable=1),
+# the legacy ip6tables cannot initialize its nat table and would fail the Pod, whereas
+# nf_tables loads the rules, which then match nothing.
+RESTORE_COMMANDS = {"IPv4": "iptables-restore", "IPv6": "ip6tables-nft-restore"}
 
 Json = dict[str, Any]
 
@@ -69,7 +79,7 @@ UNHELD_CLASSIC_PROXY = (
 def render(config: InjectorConfig) -> Injection:
     """What to add for a Pod's effective configuration (see `injector.core.settings`)."""
     keys = Keys(config.annotation_prefix)
-    init = _init_container(config)
+    inits = tuple(_init_container(config, family) for family in config.interception.ip_families)
     proxy = _proxy_container(config)
     native = config.native_sidecar
     hold_classic = not native and _holds_classic(config)
@@ -78,8 +88,8 @@ def render(config: InjectorConfig) -> Injection:
         # A native proxy starts right after the rules, so the Pod's own init containers already
         # have it. A classic proxy only starts with the app containers, so its rules come after
         # the Pod's own init containers, which keep a working network.
-        leading_init_containers=(init, proxy) if native else (),
-        trailing_init_containers=() if native else (init,),
+        leading_init_containers=(*inits, proxy) if native else (),
+        trailing_init_containers=() if native else inits,
         leading_containers=(proxy,) if hold_classic else (),
         trailing_containers=() if native or hold_classic else (proxy,),
         volumes=_volumes(config, keys),
@@ -94,11 +104,12 @@ def _holds_classic(config: InjectorConfig) -> bool:
     return config.hold_application_until_proxy_ready and bool(config.proxy.wait_command)
 
 
-def _init_container(config: InjectorConfig) -> Json:
+def _init_container(config: InjectorConfig, family: str) -> Json:
+    """The init container that applies the ruleset to one family (IPv4 or IPv6)."""
     return {
-        "name": INIT_CONTAINER,
+        "name": INIT_CONTAINERS[family],
         "image": config.init.image,
-        "command": ["iptables-restore", f"{IPTABLES_DIR}/{IPTABLES_FILE}"],
+        "command": [RESTORE_COMMANDS[family], f"{IPTABLES_DIR}/{IPTABLES_FILE}"],
         "resources": config.init.resources.as_kubernetes(),
         "securityContext": {
             # Explicit, so that a Pod-level runAsNonRoot or runAsUser does not apply here.
@@ -205,6 +216,7 @@ def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
         metrics_port=ports.metrics,
         idle_timeout_seconds=proxy.envoy.idle_timeout_seconds,
         connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
+        ip_families=config.interception.ip_families,
         control_plane=config.control_plane,
     )
 

@@ -93,6 +93,7 @@ OVERRIDES: dict[str, Override] = {
         f"a comma-separated list, each {CIDR_FORM}",
         adds_to_config=True,
     ),
+    "ip-families": Override(("interception", "ipFamilies"), _items, "IPv4, IPv6 or IPv4,IPv6"),
     "native-sidecar": Override(("nativeSidecar",), _bool, "true or false"),
     "hold-application-until-proxy-ready": Override(
         ("holdApplicationUntilProxyReady",), _bool, "true or false"
