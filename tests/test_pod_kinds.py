@@ -402,7 +402,7 @@ def test_every_injected_pod_carries_the_pod_security_note() -> None:
     }
     assert set(added) == {"mesh-init", "mesh-init-ipv6"}
     assert outcome.notes == (
-        "mesh-init adds NET_ADMIN and NET_RAW, mesh-init-ipv6 adds NET_ADMIN and NET_RAW, "
+        "mesh-init and mesh-init-ipv6 add NET_ADMIN and NET_RAW, "
         "which the Pod Security Standards baseline and "
         "restricted both forbid: in a namespace that enforces either "
         "(pod-security.kubernetes.io/enforce), the API server rejects the injected Pod. Inject "

@@ -381,15 +381,15 @@ def no_injector_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             [
                 "  reason: injected: the default policy is enabled",
                 f"  warning: {RUN_TO_COMPLETION_WARNING}: Never, ",
-                "  note: mesh-init adds NET_ADMIN and NET_RAW, mesh-init-ipv6 adds NET_ADMIN and "
-                "NET_RAW, which the Pod Security Standards baseline and restricted both forbid",
+                "  note: mesh-init and mesh-init-ipv6 add NET_ADMIN and NET_RAW, which the Pod "
+                "Security Standards baseline and restricted both forbid",
             ],
         ),
         (
             "guaranteed-qos.yaml",
             [
                 "  reason: injected: the default policy is enabled",
-                "  note: mesh-init adds NET_ADMIN and NET_RAW",
+                "  note: mesh-init and mesh-init-ipv6 add NET_ADMIN and NET_RAW",
             ],
         ),
     ],

@@ -328,13 +328,16 @@ def _run_to_completion_warning(keys: Keys, restart_policy: str) -> str:
 
 def _pod_security_notes(keys: Keys, injection: Injection) -> tuple[str, ...]:
     """What the Pod Security Standards say about the injected containers, and what to do."""
-    added = [
-        f"{container['name']} adds {' and '.join(capabilities)}"
-        for container in _containers(injection)
-        if (capabilities := capabilities_beyond_baseline(container))
-    ]
-    if not added:
+    adding: dict[tuple[str, ...], list[str]] = {}  # capabilities -> the containers adding them
+    for container in _containers(injection):
+        if capabilities := capabilities_beyond_baseline(container):
+            adding.setdefault(tuple(capabilities), []).append(container["name"])
+    if not adding:
         return ()
+    added = [
+        f"{' and '.join(names)} add{'s' if len(names) == 1 else ''} {' and '.join(capabilities)}"
+        for capabilities, names in adding.items()
+    ]
     return (
         f"{', '.join(added)}, which the Pod Security Standards baseline and restricted both "
         f"forbid: in a namespace that enforces either ({ENFORCE_LABEL}), the API server rejects "
