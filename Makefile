@@ -9,7 +9,7 @@ XDS_VENV := .venv-xds
 
 .PHONY: setup serve test lint bench system-packages test-kernel
 
-setup: $(VENV)/.installed $(XDS_VENV)/.installed
+setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,7 +44,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup system-packages test-kernel $(CHECKOV_VENV)/.installed lint
+test: setup system-packages test-kernel $(CHECKOV_VENV)/.installed $(XDS_VENV)/.installed lint
 	$(BIN)/pytest
 
 bench: setup system-packages

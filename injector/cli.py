@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_command(commands)
     cluster_commands.add_commands(commands)
     manifest_commands.add_commands(commands)
+    for command_parser in commands.choices.values():
+        command_parser.set_defaults(command_parser=command_parser)
     return root
 
 
@@ -48,7 +50,9 @@ def console() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit code (argparse exits 2 itself on a usage error,
     and exits 0 itself for --help and --version)."""
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with the command's usage
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
     except InjectorError as error:

@@ -1,6 +1,7 @@
 # The injector's configuration: stored whole in Secret Manager (secrets.tf), and read here for the
-# two fields the webhook's selectors depend on, with InjectorConfig's defaults (injector/config.py),
-# so that the selectors are the ones `python -m injector webhook-config --config FILE` prints.
+# two fields the webhook's selectors depend on, with InjectorConfig's defaults
+# (injector/core/config.py), so that the selectors are the ones `injector webhook-config --config
+# FILE` prints.
 locals {
   injector_config_text = file(var.injector_config_file)
   injector_config      = yamldecode(local.injector_config_text)

@@ -4,7 +4,7 @@ output "function_uri" {
 }
 
 output "webhook_url" {
-  description = "The webhook URL with its token, for another cluster: python -m injector webhook-config --url \"$(terraform output -raw webhook_url)\"."
+  description = "The webhook URL with its token, for another cluster: injector webhook-config --url \"$(terraform output -raw webhook_url)\"."
   value       = local.webhook_url
   sensitive   = true
 }

@@ -1,5 +1,5 @@
-# The same webhooks, rules and selectors as `python -m injector webhook-config`
-# (injector/webhook_config.py); tests/test_terraform.py compares the two.
+# The same webhooks, rules and selectors as `injector webhook-config`
+# (injector/cluster/webhook_config.py); tests/test_terraform.py compares the two.
 locals {
   namespace_label = "${local.annotation_prefix}/injection"
   pod_label       = "${local.annotation_prefix}/inject"

@@ -159,7 +159,7 @@ def run_control_plane(
     runs it elsewhere (another network namespace).
     """
     if not XDS_PYTHON.exists():
-        raise RuntimeError(f"{XDS_PYTHON} is missing: `make setup` creates it")
+        raise RuntimeError(f"{XDS_PYTHON} is missing: `make test` creates it")
     argv = [str(XDS_PYTHON), "-B", str(SERVER), "--host", host, "--port", str(port)]
     if tls is not None:
         argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]

@@ -61,3 +61,22 @@ def test_usage_errors_exit_2_everywhere(
     err = capsys.readouterr().err
     assert err.startswith(("usage: injector", "error: "))
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["inject", "-f", str(MIXED), "--bogus"], "usage: injector inject "),
+        (["uninject", "-f", str(MIXED), "-n", "shop"], "usage: injector uninject "),
+        (["certs", "--host", "a.example", "--verbose"], "usage: injector certs "),
+    ],
+)
+def test_an_unknown_option_is_answered_with_its_commands_usage(
+    argv: list[str], usage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(*argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert f"error: unrecognized arguments: {' '.join(argv[3:])}" in err

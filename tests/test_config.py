@@ -43,7 +43,6 @@ def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
     [
         ("a: [", "not valid YAML or JSON: expected the node content"),
         ("[]", "must be a mapping of fields"),
-        ("", "must be a mapping of fields"),
         ("bogus: 1", "bogus: Extra inputs are not permitted"),
         ("proxy: {ports: {inbound: 99999}}", "proxy.ports.inbound: Input should be less than or"),
         ("proxy: {ports: {inbound: 15001}}", "proxy.ports: the proxy's ports must all differ"),
@@ -88,6 +87,7 @@ def test_numbers_are_read_as_quantities_like_kubernetes_does() -> None:
         ("proxy: {waitCommand: [wait]}", "proxy: waitCommand is only for kind custom"),
         ("proxy: {kind: custom, envoy: {concurrency: 4}}", "proxy: envoy is only for kind envoy"),
         ("proxy: {kind: sidecar}", "proxy.kind: Input should be 'envoy' or 'custom'"),
+        ("proxy: {kind: custom}", "proxy: kind custom runs your proxy's image with its args"),
         ("proxy: {envoy: {idleTimeoutSeconds: -1}}", "proxy.envoy.idleTimeoutSeconds: Input"),
     ],
 )
@@ -207,3 +207,8 @@ def test_python_field_names_merge_like_the_camel_case_ones() -> None:
     given = parse_config('{"proxy": {"log_level": "debug", "resources": {"limits": {"cpu": 1}}}}')
     assert given == parse_config("proxy: {logLevel: debug, resources: {limits: {cpu: 1}}}")
     assert given.proxy.resources.as_kubernetes()["limits"] == {"cpu": "1", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# nothing changed yet\n", "---\n"])
+def test_a_configuration_without_a_document_is_the_embedded_default(text: str) -> None:
+    assert parse_config(text) == InjectorConfig()

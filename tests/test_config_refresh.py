@@ -229,13 +229,13 @@ def test_an_invalid_new_version_is_rejected(
     first = fake.add_version(CONFIG, config_with(IMAGE_1))
     webhook = webhook_on(fake, INJECTOR_CONFIG_SECRET=CONFIG + LATEST)
     invalid = "proxy:\n  image: Not An Image\n  env:\n  - {name: API_KEY, value: hush-42}\n"
-    fake.add_version(CONFIG, invalid)
+    second = fake.add_version(CONFIG, invalid)
 
     clock.advance(TTL)
     assert proxy_image(webhook) == IMAGE_1
     eventually(lambda: len(logs.errors()) == 1)
     message = logs.errors()[0]["error"]
-    assert message.startswith("ConfigError: invalid configuration: proxy.image: ")
+    assert message.startswith(f"ConfigError: {second}: invalid configuration: proxy.image: ")
     assert health(webhook)[1]["config"]["version"] == first
     assert not any("hush-42" in line for line in logs.lines)
 

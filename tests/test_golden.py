@@ -229,7 +229,8 @@ def test_port_conflict_skips_with_a_warning_naming_container_and_port(injector: 
 
 def test_classic_custom_proxy_held_until_ready_goes_first_with_a_post_start_wait() -> None:
     config = parse_config(
-        "nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait-ready]}\n"
+        "nativeSidecar: false\n"
+        "proxy: {kind: custom, image: example.com/mesh/proxy:1, waitCommand: [proxy, wait-ready]}\n"
     )
     pod = CASES["existing-init-containers"]()
     outcome = Injector(config).evaluate(pod, "shop")

@@ -312,7 +312,7 @@ def test_the_configuration_comes_from_config_or_the_environment(
     ("config", "message"),
     [
         (None, "error: the configuration {path} cannot be read: No such file or directory"),
-        ("defaultPolicy: sometimes\n", "error: invalid configuration: defaultPolicy: "),
+        ("defaultPolicy: sometimes\n", "error: {path}: invalid configuration: defaultPolicy: "),
     ],
 )
 def test_an_unusable_configuration_exits_1(

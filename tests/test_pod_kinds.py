@@ -352,7 +352,10 @@ def test_where_another_mesh_sits_in_the_decision_order(
 # A classic proxy in a Pod that runs to completion.
 
 HELD_CLASSIC = Injector(
-    parse_config("nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait]}")
+    parse_config(
+        "nativeSidecar: false\n"
+        "proxy: {kind: custom, image: example.com/mesh/proxy:1, waitCommand: [proxy, wait]}"
+    )
 )
 
 

@@ -154,6 +154,15 @@ def test_unknown_annotation_under_the_prefix_is_a_warning_not_a_denial() -> None
     )
 
 
+def test_a_denial_keeps_the_warning_about_an_unknown_annotation() -> None:
+    annotations = {"injector.dev/proxy-memroy-limit": "1Gi", "injector.dev/log-level": "loud"}
+    outcome = Injector(DEFAULT).evaluate(pod(annotations=annotations), "s")
+    assert (outcome.decision, outcome.reason) == ("denied", "invalid-annotation")
+    assert outcome.warnings == (
+        "annotation injector.dev/proxy-memroy-limit is not known to the injector and was ignored",
+    )
+
+
 @pytest.mark.parametrize(
     ("the_pod", "detail"),
     [

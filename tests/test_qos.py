@@ -220,7 +220,8 @@ G_LIMITS = {"cpu": "100m", "memory": "100Mi"}
 
 REAL_WORLD = Path(__file__).parent / "data" / "real-world"
 CLASSIC_HELD = parse_config(
-    "nativeSidecar: false\nproxy: {kind: custom, waitCommand: [proxy, wait-ready]}\n"
+    "nativeSidecar: false\n"
+    "proxy: {kind: custom, image: example.com/mesh/proxy:1, waitCommand: [proxy, wait-ready]}\n"
 )
 CLASSIC = {
     "injector.dev/native-sidecar": "false",

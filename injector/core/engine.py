@@ -115,12 +115,10 @@ class Injector:
                 return _malformed(str(error))
             rendering = self._rendering(overrides, _fitting(view.spec, guaranteed))
         except InvalidAnnotation as error:
-            return Outcome("denied", Reason.INVALID_ANNOTATION, str(error))
+            typos = self._unknown_annotation_warnings(annotations)
+            return Outcome("denied", Reason.INVALID_ANNOTATION, str(error), warnings=typos)
         injection = rendering.injection
-        warnings = tuple(
-            f"annotation {key} is not known to the injector and was ignored"
-            for key in unknown_annotations(self.config, annotations)
-        )
+        warnings = self._unknown_annotation_warnings(annotations)
         if rendering.qos_warning is not None:
             warnings += (rendering.qos_warning,)
         if rendering.classic_proxy and view.restart_policy in ("Never", "OnFailure"):
@@ -139,6 +137,12 @@ class Injector:
             warnings,
             overrides,
             rendering.notes,
+        )
+
+    def _unknown_annotation_warnings(self, annotations: dict[str, str]) -> tuple[str, ...]:
+        return tuple(
+            f"annotation {key} is not known to the injector and was ignored"
+            for key in unknown_annotations(self.config, annotations)
         )
 
     def _rendering(self, overrides: dict[str, str], fitting: _Fitting) -> _Rendering:

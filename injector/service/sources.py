@@ -68,7 +68,11 @@ class FileConfig:
         except OSError as error:
             message = f"the configuration {self.path} cannot be read: {error.strerror}"
             raise ConfigError(message) from None
-        return LoadedConfig(parse_config(text), "file", str(self.path))
+        try:
+            config = parse_config(text)
+        except ConfigError as error:
+            raise ConfigError(f"{self.path}: {error}") from None
+        return LoadedConfig(config, "file", str(self.path))
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ class SecretConfig:
 
     def load(self) -> LoadedConfig:
         payload = self.reader.read(self.version_name)
-        return LoadedConfig(parse_config(payload.data), "secret-manager", payload.version)
+        try:
+            config = parse_config(payload.data)
+        except ConfigError as error:
+            raise ConfigError(f"{payload.version}: {error}") from None
+        return LoadedConfig(config, "secret-manager", payload.version)
 
 
 def parse_tokens(text: str) -> tuple[str, ...]:

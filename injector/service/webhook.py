@@ -90,7 +90,9 @@ class ActiveConfig:
     version: str
 
     def describe(self) -> str:
-        return f"{self.source} {self.version} (digest {self.injector.digest})"
+        """For logs: "file /etc/injector.yaml (digest …)", or "embedded (digest …)"."""
+        version = "" if self.version == self.source else f" {self.version}"
+        return f"{self.source}{version} (digest {self.injector.digest})"
 
 
 class Webhook:
