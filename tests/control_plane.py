@@ -6,6 +6,7 @@ process, possibly in another network namespace; `ControlPlane` sends it commands
 with generous deadlines, for the events it reports.
 """
 
+import ipaddress
 import json
 import select
 import subprocess
@@ -243,12 +244,23 @@ def original_destination_cluster(name: str) -> Json:
     }
 
 
-def capture_listener(name: str, port: int, filter_chains: list[Json]) -> Json:
-    """A listener on a capture port, reading the original destination of what iptables
-    redirected to it (`envoy.filters.listener.original_dst`)."""
+# The address that takes every connection of a family: Envoy binds :: IPv6-only (no
+# `ipv4_compat`), so each family needs its own.
+ANY_ADDRESS = {"IPv4": "0.0.0.0", "IPv6": "::"}
+
+
+def capture_listener(
+    name: str, port: int, filter_chains: list[Json], ip_families: Sequence[str]
+) -> Json:
+    """A listener on a capture port for each captured family (0.0.0.0 for IPv4, :: for IPv6;
+    the second an `additional_addresses` entry), reading the original destination of what
+    iptables redirected to it (`envoy.filters.listener.original_dst`)."""
+    addresses = [_address(ANY_ADDRESS[family], port) for family in ip_families]
+    listener: Json = {"name": name, "address": addresses[0]}
+    if addresses[1:]:
+        listener["additional_addresses"] = [{"address": address} for address in addresses[1:]]
     return {
-        "name": name,
-        "address": _address("0.0.0.0", port),
+        **listener,
         "listener_filters": [
             {
                 "name": "envoy.filters.listener.original_dst",
@@ -262,18 +274,27 @@ def capture_listener(name: str, port: int, filter_chains: list[Json]) -> Json:
 
 
 def mesh_configuration(
-    outbound_port: int,
-    inbound_port: int,
-    virtual: tuple[str, int],
+    interception: Json,
+    virtual_ips: Sequence[str],
+    virtual_port: int,
     backend: tuple[str, int],
 ) -> dict[str, list[Json]]:
-    """What a mesh serves a Pod: its outbound connections to a virtual address (nothing
-    listens there) go to a backend, every other connection to its original destination; inbound
-    connections reach the application. The `listeners` and `clusters` of `ControlPlane.set`."""
-    virtual_ip, virtual_port = virtual
+    """What a mesh serves a Pod, for what its proxy said its rules capture (the node
+    metadata's `INTERCEPTION`: `IP_FAMILIES`, `OUTBOUND_PORT`, `INBOUND_PORT`): its outbound
+    connections to a virtual address (nothing listens there) go to a backend, every other
+    connection to its original destination; inbound connections reach the application. The
+    `listeners` and `clusters` of `ControlPlane.set`."""
+    families = interception["IP_FAMILIES"]
+    # Numbers in node metadata (a protobuf Struct) arrive as floating point.
+    outbound_port, inbound_port = (
+        int(interception[key]) for key in ("OUTBOUND_PORT", "INBOUND_PORT")
+    )
     routed = {
         "filter_chain_match": {
-            "prefix_ranges": [{"address_prefix": virtual_ip, "prefix_len": 32}],
+            "prefix_ranges": [
+                {"address_prefix": ip, "prefix_len": ipaddress.ip_address(ip).max_prefixlen}
+                for ip in virtual_ips
+            ],
             "destination_port": virtual_port,
         },
         "filters": [tcp_proxy("outbound_service", "service")],
@@ -284,11 +305,13 @@ def mesh_configuration(
                 "outbound",
                 outbound_port,
                 [routed, {"filters": [tcp_proxy("outbound", "original_destination")]}],
+                families,
             ),
             capture_listener(
                 "inbound",
                 inbound_port,
                 [{"filters": [tcp_proxy("inbound", "original_destination")]}],
+                families,
             ),
         ],
         "clusters": [
@@ -298,12 +321,12 @@ def mesh_configuration(
     }
 
 
-# Answers every connection with its name (argv[2]), on argv[1] and a port of the system's
-# choosing, which it prints first.
+# Answers every connection with its name (argv[2]), on argv[1] (an IPv4 or IPv6 address) and
+# a port of the system's choosing, which it prints first.
 _NAME_SERVER = r"""
 import contextlib, socket, sys
 
-listener = socket.socket()
+listener = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 listener.bind((sys.argv[1], 0))
 listener.listen(64)
 print(listener.getsockname()[1], flush=True)

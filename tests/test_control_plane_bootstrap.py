@@ -1,6 +1,6 @@
 """The rendered proxy with a control plane, for generated combinations of the options: Envoy
 accepts its command line (`envoy --mode validate`), and the kubelet's expansion of its
-arguments gives a bootstrap whose node metadata names the Pod."""
+arguments gives a bootstrap whose node metadata names the Pod and what its rules capture."""
 
 import json
 from functools import cache
@@ -19,6 +19,7 @@ from injector.core.keys import PROXY_CONTAINER, PROXY_TOKEN_DIR, PROXY_TOKEN_VOL
 from injector.core.render import render
 
 LABEL_KEYS = ["app", "version", "app.kubernetes.io/name", "tier", "example.com/team"]
+IP_FAMILIES = [["IPv4", "IPv6"], ["IPv4"], ["IPv6"]]
 
 
 @cache
@@ -54,6 +55,7 @@ def configurations(draw: st.DrawFn) -> InjectorConfig:
     return InjectorConfig.model_validate(
         {
             "controlPlane": draw(control_planes()),
+            "interception": {"ipFamilies": draw(st.sampled_from(IP_FAMILIES))},
             "nativeSidecar": draw(st.booleans()),
             "holdApplicationUntilProxyReady": draw(st.booleans()),
             "proxy": {
@@ -99,6 +101,11 @@ def test_envoy_accepts_every_rendered_control_plane_bootstrap(config: InjectorCo
         "POD_IP": EXAMPLE_ENV["POD_IP"],
         "NODE_NAME": EXAMPLE_ENV["NODE_NAME"],
         "LABELS": {key: EXAMPLE_LABELS.get(key, "") for key in section.pod_labels},
+        "INTERCEPTION": {
+            "IP_FAMILIES": list(config.interception.ip_families),
+            "OUTBOUND_PORT": config.proxy.ports.outbound,
+            "INBOUND_PORT": config.proxy.ports.inbound,
+        },
     }
     # Only the health and metrics listener is static; the rest comes over ADS.
     assert [item["name"] for item in bootstrap["static_resources"]["listeners"]] == [

@@ -4,9 +4,13 @@ The Pod sandbox runs the patched Pod as the kubelet would (the real rules, the r
 projected ServiceAccount token written as the kubelet writes it, issued by a stand-in for the
 API server); the test control plane (tests/xds_control_plane.py) runs in the node's namespace
 on an address of its own (like a Service's), serving TLS with a test CA and accepting only
-tokens issued for the configured audience. What it serves maps a virtual address that nothing
-listens on to servers in the node's namespace: only the pushed configuration makes it
-reachable. The namespaces belong to one test alone, so the control plane's port is fixed.
+tokens issued for the configured audience. What it serves is built, as a mesh's control plane
+builds it, from what the proxy announced in its node metadata (`INTERCEPTION`: the families
+and ports the Pod's rules capture): it maps a virtual address of each family that nothing
+listens on to servers in the node's namespace, so only the pushed configuration makes it
+reachable. The Pod is dual-stack, its IPv4 and IPv6 traffic both captured unless its
+annotation says otherwise. The namespaces belong to one test alone, so the control plane's
+port is fixed.
 """
 
 import contextlib
@@ -14,7 +18,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,7 @@ from control_plane import (
     run_control_plane,
     start_name_server,
 )
-from data_plane import app_pod, images, inject
+from data_plane import app_pod, fetch, images, inject
 from pod_sandbox import PodFailed, PodSandbox, unavailable_reason
 from service_account_tokens import TokenIssuer
 
@@ -45,8 +50,12 @@ SERVICE_ACCOUNT = "checkout"
 CONTROL_PLANE_IP = "10.96.0.12"
 CONTROL_PLANE_PORT = 15012
 VIRTUAL_IP = "10.96.0.10"
+VIRTUAL_IPV6 = "fd00:10:96::10"
 VIRTUAL_PORT = 80
+APP_PORT = 8080  # the traffic application's HTTP port, in the Pod
 TIMEOUT = 60.0
+
+Json = dict[str, Any]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -82,24 +91,73 @@ class MeshPod:
     config: InjectorConfig
     backends: dict[str, int]  # name -> port, servers in the node's namespace
 
-    def configure(self, backend: str) -> str:
-        """Serves the mesh configuration routing the virtual address to a backend."""
+    def interception(self) -> Json:
+        """What the proxy said its Pod's rules capture: its node metadata's `INTERCEPTION`,
+        from its first stream."""
+        return self.control_plane.wait_for_stream()["node"]["metadata"]["INTERCEPTION"]
+
+    def configure(
+        self,
+        backend: str,
+        interception: Json | None = None,
+        ip_families: Sequence[str] | None = None,
+    ) -> str:
+        """Serves the mesh configuration routing the virtual addresses to a backend, with
+        capture listeners for what the proxy announced (or for `interception`), and for
+        `ip_families` alone when given: a control plane serving less than was announced."""
+        interception = dict(interception or self.interception())
+        if ip_families is not None:
+            interception["IP_FAMILIES"] = list(ip_families)
         return self.control_plane.set(
             **mesh_configuration(
-                self.config.proxy.ports.outbound,
-                self.config.proxy.ports.inbound,
-                virtual=(VIRTUAL_IP, VIRTUAL_PORT),
+                interception,
+                virtual_ips=(VIRTUAL_IP, VIRTUAL_IPV6),
+                virtual_port=VIRTUAL_PORT,
                 backend=(self.sandbox.net.node_ip, self.backends[backend]),
             )
         )
 
-    def call_virtual_address(self) -> str:
-        """What the application gets from a new connection to the virtual address."""
-        with self.sandbox.sockets_of("app").connect((VIRTUAL_IP, VIRTUAL_PORT), TIMEOUT) as sock:
+    def call(self, host: str, port: int = VIRTUAL_PORT) -> str:
+        """What the application gets from a new connection to an address (IPv4 or IPv6)."""
+        with self.sandbox.sockets_of("app").connect((host, port), TIMEOUT) as sock:
             chunks = []
             while chunk := sock.recv(4096):
                 chunks.append(chunk)
         return b"".join(chunks).decode()
+
+    def call_virtual_address(self) -> str:
+        return self.call(VIRTUAL_IP)
+
+    def admin_get(self, path: str) -> Any:
+        """A JSON answer of Envoy's admin interface, which is on the Pod's loopback."""
+        admin = self.sandbox.sockets_of(PROXY_CONTAINER)
+        fetched = fetch(admin, "127.0.0.1", self.config.proxy.ports.admin, path)
+        assert fetched.status == 200, fetched
+        return fetched.json()
+
+    def counter(self, name: str) -> int:
+        """An Envoy counter's value (0 before it exists)."""
+        stats = self.admin_get(f"/stats?filter=^{name}$&format=json")["stats"]
+        return next((item["value"] for item in stats if "value" in item), 0)
+
+    def listening(self) -> set[str]:
+        """The addresses of Envoy's capture listeners, as its admin interface lists them:
+        `outbound 0.0.0.0:15001`, `inbound [::]:15006`."""
+        statuses = self.admin_get("/listeners?format=json")
+        found = set()
+        for status in statuses["listener_statuses"]:
+            local = [status["local_address"], *status.get("additional_local_addresses", ())]
+            for address in local:
+                socket_address = address["socket_address"]
+                found.add(
+                    f"{status['name']} "
+                    + _host_port(socket_address["address"], socket_address["port_value"])
+                )
+        return {item for item in found if item.split()[0] in ("outbound", "inbound")}
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _config(certificates: Certificates, host: str, port: int, **tls: Any) -> InjectorConfig:
@@ -129,8 +187,10 @@ def mesh_pod(
     serving: tuple[Path, Path] | None = None,
     annotations: dict[str, str] | None = None,
     start: bool = True,
+    served_families: Sequence[str] | None = None,
 ) -> Iterator[MeshPod]:
-    """The injected Pod, its control plane and two backends; started once configured."""
+    """The injected Pod, its control plane and two backends; started once configured (with
+    capture listeners for `served_families` alone, when given)."""
     issuer = TokenIssuer()
     (tmp_path / "issuer.pub").write_text(issuer.public_key_pem)
     config = _config(certificates, CONTROL_PLANE_IP, CONTROL_PLANE_PORT)
@@ -153,8 +213,11 @@ def mesh_pod(
             }
             mesh = MeshPod(sandbox, control_plane, config, backends)
             if start:
-                mesh.configure("backend-a")
-                sandbox.start()
+                # As a mesh does: the configuration follows what the proxy announces.
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    starting = pool.submit(sandbox.start)
+                    mesh.configure("backend-a", ip_families=served_families)
+                    starting.result(timeout=TIMEOUT)
                 sandbox.wait_ready(PROXY_CONTAINER)
             yield mesh
 
@@ -178,6 +241,11 @@ def test_the_proxy_joins_with_its_token_and_the_pod_s_identity_and_takes_the_mes
         "POD_IP": pod_ip,
         "NODE_NAME": "sandbox-node",
         "LABELS": {"app": "checkout", "version": "v2", "tier": ""},
+        "INTERCEPTION": {
+            "IP_FAMILIES": ["IPv4", "IPv6"],
+            "OUTBOUND_PORT": 15001,
+            "INBOUND_PORT": 15006,
+        },
     }
 
 
@@ -228,6 +296,82 @@ def test_a_pushed_route_is_followed_by_new_connections(
         assert len(mesh.control_plane.streams()) == 1
 
 
+def test_a_dual_stack_pod_s_ipv6_goes_through_the_listeners_its_proxy_announced(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    """Both families captured, announced and served: the application's IPv6 connections follow
+    the pushed route or reach their original destination, and the node's reach the application,
+    all through the proxy."""
+    with mesh_pod(tmp_path, certificates) as mesh:
+        net = mesh.sandbox.net
+        pod_ipv6, node_ipv6 = str(net.pod_ipv6), str(net.node_ipv6)
+        assert mesh.interception()["IP_FAMILIES"] == ["IPv4", "IPv6"]
+        assert mesh.listening() == {
+            f"{name} {address}:{port}"
+            for name, port in (("outbound", 15001), ("inbound", 15006))
+            for address in ("0.0.0.0", "[::]")
+        }
+
+        assert mesh.call(VIRTUAL_IPV6) == "backend-a"
+        port = start_name_server(mesh.sandbox.run_on_node, node_ipv6, "node-ipv6")
+        before = mesh.counter("tcp.outbound.downstream_cx_total")
+        assert mesh.call(node_ipv6, port) == "node-ipv6"
+        assert mesh.counter("tcp.outbound.downstream_cx_total") == before + 1
+        mesh.sandbox.wait_ready("app")
+        inbound = fetch(mesh.sandbox.node_sockets, pod_ipv6, APP_PORT, "/from-the-node")
+        # The proxy connected on to the application from the Pod's own address.
+        assert (inbound.status, inbound.json()["peer"]) == (200, pod_ipv6)
+
+
+def test_an_ipv4_only_pod_announces_ipv4_alone_and_gets_ipv4_listeners_only(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    """IPv6 not captured (the Pod's annotation): the proxy announces IPv4 alone, gets capture
+    listeners on 0.0.0.0 alone, and the Pod's IPv6 goes directly both ways."""
+    annotations = {"injector.dev/ip-families": "IPv4"}
+    with mesh_pod(tmp_path, certificates, annotations=annotations) as mesh:
+        net = mesh.sandbox.net
+        pod_ipv6, node_ipv6 = str(net.pod_ipv6), str(net.node_ipv6)
+        init = [c["name"] for c in mesh.sandbox.pod["spec"]["initContainers"]]
+        assert init == ["mesh-init", PROXY_CONTAINER]
+        assert mesh.interception() == {
+            "IP_FAMILIES": ["IPv4"],
+            "OUTBOUND_PORT": 15001,
+            "INBOUND_PORT": 15006,
+        }
+        assert mesh.listening() == {"outbound 0.0.0.0:15001", "inbound 0.0.0.0:15006"}
+        assert mesh.call_virtual_address() == "backend-a"
+
+        port = start_name_server(mesh.sandbox.run_on_node, node_ipv6, "node-ipv6")
+        before = mesh.counter("tcp.outbound.downstream_cx_total")
+        assert mesh.call(node_ipv6, port) == "node-ipv6"
+        assert mesh.counter("tcp.outbound.downstream_cx_total") == before
+        mesh.sandbox.wait_ready("app")
+        inbound = fetch(mesh.sandbox.node_sockets, pod_ipv6, APP_PORT, "/from-the-node")
+        # Straight from the node: the application sees the node's address.
+        assert (inbound.status, inbound.json()["peer"]) == (200, node_ipv6)
+
+
+def test_a_captured_family_the_control_plane_serves_no_listener_for_is_refused(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    """A control plane serving IPv4 capture listeners alone to a Pod whose IPv6 is captured
+    too: IPv4 works, and every IPv6 connection, either way, is refused."""
+    with mesh_pod(tmp_path, certificates, served_families=["IPv4"]) as mesh:
+        net = mesh.sandbox.net
+        pod_ipv6, node_ipv6 = str(net.pod_ipv6), str(net.node_ipv6)
+        assert mesh.interception()["IP_FAMILIES"] == ["IPv4", "IPv6"]
+        assert mesh.listening() == {"outbound 0.0.0.0:15001", "inbound 0.0.0.0:15006"}
+        assert mesh.call_virtual_address() == "backend-a"
+
+        port = start_name_server(mesh.sandbox.run_on_node, node_ipv6, "node-ipv6")
+        with pytest.raises(ConnectionRefusedError):
+            mesh.call(node_ipv6, port)
+        mesh.sandbox.wait_ready("app")  # it listens: what refuses is the missing listener
+        with pytest.raises(ConnectionRefusedError):
+            fetch(mesh.sandbox.node_sockets, pod_ipv6, APP_PORT, "/from-the-node")
+
+
 def test_a_stopped_control_plane_leaves_the_pod_working_and_the_proxy_reconnects_with_a_fresh_token(
     tmp_path: Path, certificates: Certificates
 ) -> None:
@@ -255,7 +399,8 @@ def test_the_proxy_refuses_a_control_plane_its_ca_did_not_sign(
     with mesh_pod(
         tmp_path, certificates, serving=certificates.other_ca_server, start=False
     ) as mesh:
-        mesh.configure("backend-a")
+        # What the proxy would announce, from its rendered bootstrap: no stream ever comes.
+        mesh.configure("backend-a", interception=_rendered_interception(mesh.sandbox.pod))
         starting = threading.Thread(target=_start_quietly, args=(mesh.sandbox,), daemon=True)
         starting.start()
         _wait(lambda: _failures(mesh.sandbox, "startup") >= 3, "three failed startup probes")
@@ -268,6 +413,19 @@ def test_the_proxy_refuses_a_control_plane_its_ca_did_not_sign(
         mesh.sandbox.stop_container(PROXY_CONTAINER)
         starting.join(timeout=TIMEOUT)
         assert not starting.is_alive()
+
+
+def _rendered_interception(pod: Json) -> Json:
+    """The node metadata's `INTERCEPTION` in an injected Pod's proxy arguments (plain text:
+    nothing in it is for the kubelet to expand)."""
+    spec = pod["spec"]
+    proxy = next(
+        container
+        for container in (*spec.get("initContainers", ()), *spec["containers"])
+        if container["name"] == PROXY_CONTAINER
+    )
+    args = proxy["args"]
+    return json.loads(args[args.index("--config-yaml") + 1])["node"]["metadata"]["INTERCEPTION"]
 
 
 def _start_quietly(sandbox: PodSandbox) -> None:

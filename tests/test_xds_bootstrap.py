@@ -89,7 +89,7 @@ def test_plain_text_has_no_credentials_at_all(ca: str) -> None:
 
 def test_node_metadata_is_expanded_from_downward_api_variables(ca: str) -> None:
     config = control_plane(ca)
-    metadata = xds.node_metadata(config)
+    metadata = xds.node_metadata(config, ("IPv4", "IPv6"), 15001, 15006)
     assert metadata == {
         "NAME": "$(POD_NAME)",
         "NAMESPACE": "$(POD_NAMESPACE)",
@@ -97,6 +97,11 @@ def test_node_metadata_is_expanded_from_downward_api_variables(ca: str) -> None:
         "POD_IP": "$(POD_IP)",
         "NODE_NAME": "$(NODE_NAME)",
         "LABELS": {"app": "$(POD_LABEL_0)", "version": "$(POD_LABEL_1)"},
+        "INTERCEPTION": {
+            "IP_FAMILIES": ["IPv4", "IPv6"],
+            "OUTBOUND_PORT": 15001,
+            "INBOUND_PORT": 15006,
+        },
     }
     variables = xds.label_variables(config)
     assert [var["name"] for var in variables] == ["POD_LABEL_0", "POD_LABEL_1"]

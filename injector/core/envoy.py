@@ -26,9 +26,10 @@ What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/
 
 With a control plane (`BootstrapParameters.control_plane`), the health and metrics listener
 and the admin cluster stay static and everything else comes over ADS (`injector.core.xds`):
-the capture listeners are the control plane's to serve. The node metadata then carries the
-Pod's identity, as `$(VAR)` references that are the one part of the bootstrap text left for the
-kubelet to expand.
+the capture listeners are the control plane's to serve, for every captured family. The node
+metadata then carries the Pod's identity, as `$(VAR)` references that are the one part of the
+bootstrap text left for the kubelet to expand, and the captured families and ports, so that the
+control plane knows which listeners to serve.
 """
 
 import json
@@ -283,9 +284,16 @@ def command_line(
     """
     config = escape_expansion(json.dumps(bootstrap(parameters), separators=(",", ":")))
     if parameters.control_plane is not None:
-        # The node metadata's values are `$(VAR)` references for the kubelet to expand, and
-        # nothing else in them is: its keys are fixed names and label keys, which hold no `$`.
-        node = {"metadata": xds.node_metadata(parameters.control_plane)}
+        # The node metadata's `$(VAR)` references are for the kubelet to expand, and nothing
+        # else in it holds a `$`: its keys are fixed names and label keys, its other values
+        # IP family names and port numbers.
+        metadata = xds.node_metadata(
+            parameters.control_plane,
+            parameters.ip_families,
+            parameters.outbound_port,
+            parameters.inbound_port,
+        )
+        node = {"metadata": metadata}
         config = '{"node":' + json.dumps(node, separators=(",", ":")) + "," + config[1:]
     args = [
         "--config-yaml",

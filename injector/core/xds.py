@@ -24,6 +24,11 @@ of Envoy 1.40 decide its shape; tests/test_xds_control_plane.py shows each with 
   Labels reach the proxy one by one (a variable per configured label key, from
   `metadata.labels['key']`): the Downward API gives all labels only as a volume file, which
   Envoy cannot read into its node metadata.
+- The node also says what the Pod's rules capture (`INTERCEPTION`): the IP families and the
+  outbound and inbound ports. The capture listeners are the control plane's to serve, and the
+  connections of a family captured without a listener are refused
+  (tests/test_control_plane_pod.py). These values come from the Pod's effective configuration,
+  not from the Downward API, so they are plain text in the bootstrap.
 """
 
 import ipaddress
@@ -57,10 +62,17 @@ def label_variables(config: ControlPlaneConfig) -> list[Json]:
     ]
 
 
-def node_metadata(config: ControlPlaneConfig) -> Json:
-    """The node metadata, as `$(VAR)` references the kubelet expands in the proxy's arguments.
+def node_metadata(
+    config: ControlPlaneConfig,
+    ip_families: tuple[str, ...],
+    outbound_port: int,
+    inbound_port: int,
+) -> Json:
+    """The node metadata: the Pod's identity, as `$(VAR)` references the kubelet expands in the
+    proxy's arguments, and what its rules capture (`ip_families`, IPv4 and/or IPv6, sent to
+    `outbound_port` and `inbound_port`), as given.
 
-    Every value expands to JSON-safe text: DNS names, an IP address, label values.
+    Every reference expands to JSON-safe text: DNS names, an IP address, label values.
     """
     return {
         "NAME": "$(POD_NAME)",
@@ -71,6 +83,11 @@ def node_metadata(config: ControlPlaneConfig) -> Json:
         "LABELS": {
             key: f"$({LABEL_VARIABLE.format(index=index)})"
             for index, key in enumerate(config.pod_labels)
+        },
+        "INTERCEPTION": {
+            "IP_FAMILIES": list(ip_families),
+            "OUTBOUND_PORT": outbound_port,
+            "INBOUND_PORT": inbound_port,
         },
     }
 
