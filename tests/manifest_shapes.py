@@ -6,7 +6,8 @@ normalise away: document markers (leading, trailing, `...`), explicit nulls (`nu
 nothing), trailing spaces, flow collections with their own spacing, several indentations in one
 file, comments on their own lines and after values, literal block scalars (clip, strip, keep),
 CR LF line breaks, a byte order mark, a final line break or none. Strings a YAML 1.1 or 1.2
-reader would read as something else are quoted (so that each reader reads the objects).
+reader, or kubectl's, would read as something else are quoted (so that each reader reads the
+objects); a `Plain` scalar is written as its text, whatever a reader makes of it.
 """
 
 import json
@@ -24,16 +25,28 @@ _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 _YAML_1_2 = VersionedResolver(version=(1, 2))
 _YAML_1_1 = pyyaml.resolver.Resolver()
 _GO_YAML_BOOLEANS = {"y", "Y", "n", "N"}  # go-yaml v2 (kubectl) reads these as booleans too
+# go-yaml v2 reads more as numbers than either (0X1F, 0O17, 1E1_0): what starts with a digit
+# and holds only what numbers are written with is never written plain.
+_GO_YAML_NUMBER_LIKE = re.compile(r"[0-9][0-9a-fA-FxXoO_.+-]*")
 
 
 def plain_is_a_string(text: str) -> bool:
-    """Whether `text`, written plain, is read as that string by YAML 1.1 and 1.2 readers."""
+    """Whether `text`, written plain, is read as that string by YAML 1.1 and 1.2 readers and
+    by kubectl's."""
     return (
         bool(_PLAIN.fullmatch(text))
         and text not in _GO_YAML_BOOLEANS
+        and not _GO_YAML_NUMBER_LIKE.fullmatch(text)
         and _YAML_1_1.resolve(pyyaml.ScalarNode, text, (True, False)) == STRING_TAG
         and _YAML_1_2.resolve(ScalarNode, text, (True, False)) == STRING_TAG
     )
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A scalar written plain as this text, for a reader to resolve."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class _Writer:
         return self.draw(st.sampled_from(options))
 
     def scalar(self, value: Any, flow: bool) -> str:
+        if isinstance(value, Plain):
+            return value.text
         if value is None:
             return self.choose("null", "~")
         if isinstance(value, bool):
@@ -154,13 +169,13 @@ class _Writer:
 
 @st.composite
 def streams(draw: st.DrawFn, objects: st.SearchStrategy[list[Any]]) -> Stream:
-    """A YAML stream of the objects (None: an empty document), or, sometimes, one object as a
-    JSON document."""
+    """A YAML stream of the objects (None: an empty document), or, sometimes, one object
+    without `Plain` scalars as a JSON document."""
     chosen = draw(objects)
     line_break = draw(st.sampled_from(["\n", "\r\n"]))
     byte_order_mark = draw(st.booleans())
     non_empty = [obj for obj in chosen if obj is not None]
-    if len(non_empty) == 1 and draw(st.booleans()):
+    if len(non_empty) == 1 and not _holds_plain(non_empty[0]) and draw(st.booleans()):
         indent = draw(st.sampled_from([None, 2, 4]))
         text = json.dumps(non_empty[0], indent=indent) + draw(st.sampled_from(["", "\n"]))
         return Stream(_encode(text, line_break, byte_order_mark), non_empty, True)
@@ -186,6 +201,14 @@ def streams(draw: st.DrawFn, objects: st.SearchStrategy[list[Any]]) -> Stream:
     ):
         text += "\n"
     return Stream(_encode(text, line_break, byte_order_mark), chosen, False)
+
+
+def _holds_plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_plain(key) or _holds_plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_plain(item) for item in value)
+    return isinstance(value, Plain)
 
 
 def _encode(text: str, line_break: str, byte_order_mark: bool) -> bytes:

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from injector.kube.yaml import yaml_writer
+from injector.kube.yaml import kubectl_reader, yaml_writer
 from injector.manifests.documents import LINE_BREAK, LINE_BREAK_CHARACTERS, Document, YamlStyle
 from injector.manifests.write import rewritten_text, to_plain, with_block_strings
 
@@ -87,8 +86,9 @@ def remove(text: str, target: Any, line_break: str) -> str:
 
 
 def parse(text: str) -> tuple[Node | None, Any]:
-    """The one document in the text, as YAML nodes (with their places) and as plain data."""
-    yaml = YAML()
+    """The one document in the text, as YAML nodes (with their places) and as plain data, as
+    kubectl reads it."""
+    yaml = kubectl_reader()
     try:
         node = yaml.compose(text)
         return node, to_plain(yaml.constructor.construct_document(node)) if node else None

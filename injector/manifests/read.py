@@ -2,8 +2,11 @@
 
 A YAML stream is cut into its documents where the YAML specification cuts it (a `---` line
 starts a document, a `...` line ends one), and each document keeps its text, so that it can be
-written back as it was. Each is read in round-trip mode (comments, key order and quoting kept).
-Empty documents (a stray `---`) are counted but hold nothing, as kubectl skips them.
+written back as it was. Each is read in round-trip mode (comments, key order and quoting kept)
+and as kubectl reads it: its scalars resolved as go-yaml v2 resolves them (`off` and `y` are
+booleans, `0644` is 420, `1:20` a string; see `injector.kube.yaml`). A document kubectl could
+not send as JSON (an infinity, a null key) is an error. Empty documents (a stray `---`) are
+counted but hold nothing, as kubectl skips them.
 """
 
 import codecs
@@ -14,10 +17,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from injector.errors import ManifestError, describe_value
+from injector.kube.yaml import NotJson, kubectl_json, kubectl_reader
 from injector.manifests.documents import (
     LINE_BREAK_CHARACTERS,
     Document,
@@ -161,7 +164,7 @@ _NO_DOCUMENT = object()
 def _load(source: str, index: int, chunk: str, first_line: int) -> Any:
     """The one document in a piece of the stream; _NO_DOCUMENT when it holds only comments."""
     try:
-        documents = list(_yaml_reader().load_all(chunk))
+        documents = list(kubectl_reader().load_all(chunk))
     except MarkedYAMLError as error:
         problem = _yaml_problem(error, first_line)
         raise ManifestError(f"{source} document {index}: not valid YAML: {problem}") from None
@@ -193,13 +196,13 @@ def _mapping(source: str, index: int, data: Any) -> dict[str, Any]:
             f"{source} document {index}: expected a Kubernetes object (a mapping), "
             f"found {describe_value(data)}"
         )
+    try:
+        kubectl_json(data)
+    except NotJson as error:
+        raise ManifestError(
+            f"{source} document {index}: kubectl cannot send it as JSON: {error}"
+        ) from None
     return data
-
-
-def _yaml_reader() -> YAML:
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    return yaml
 
 
 def guess_style(text: str) -> YamlStyle:

@@ -1,15 +1,13 @@
 """Writing manifests: YAML as the text each document was read from (or its new text), or JSON."""
 
-import datetime
 import io
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from injector.kube.yaml import YAML_1_1_LINE_BREAKS, yaml_writer
+from injector.kube.yaml import YAML_1_1_LINE_BREAKS, kubectl_json, yaml_writer
 from injector.manifests.documents import LINE_BREAK_CHARACTERS, Document, Manifest
 
 BYTE_ORDER_MARK = "\ufeff"
@@ -61,31 +59,15 @@ def rewritten_text(document: Document, data: dict[str, Any]) -> str:
 
 
 def to_json(value: Any, *, indent: bool = False) -> bytes:
-    """JSON for data read from YAML or JSON, whatever types the YAML reader gave its values."""
-    options = (
-        orjson.OPT_PASSTHROUGH_SUBCLASS
-        | orjson.OPT_PASSTHROUGH_DATETIME
-        | orjson.OPT_NON_STR_KEYS  # quoted keys are str subclasses; YAML allows other keys
-    )
-    return orjson.dumps(
-        value, default=_plain, option=options | (orjson.OPT_INDENT_2 if indent else 0)
-    )
+    """JSON for data read from YAML or JSON, as kubectl would send it (see `to_plain`)."""
+    return orjson.dumps(to_plain(value), option=orjson.OPT_INDENT_2 if indent else 0)
 
 
 def to_plain(value: Any) -> Any:
-    """The same data as plain JSON types, as the API server would send it to the webhook."""
-    return orjson.loads(to_json(value))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, ScalarBoolean):  # an int subclass, for anchored booleans
-        return bool(value)
-    for kind in (dict, list, str, int, float):
-        if isinstance(value, kind):
-            return kind(value)
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+    """The same data as plain JSON types, as kubectl sends it and so as the API server would
+    send it to the webhook: keys are strings, `2.0` is 2 (`injector.kube.yaml.kubectl_json`).
+    """
+    return kubectl_json(value)
 
 
 def with_block_strings(value: Any) -> Any:
