@@ -36,6 +36,25 @@ def test_every_log_level_is_valid(level: str) -> None:
     validate(*envoy.command_line(PARAMETERS, level, 1))
 
 
+@pytest.mark.parametrize("idle_timeout_seconds", [0, 3600])
+def test_the_bootstrap_with_http_detection_is_valid(idle_timeout_seconds: int) -> None:
+    parameters = replace(PARAMETERS, http_detection=True, idle_timeout_seconds=idle_timeout_seconds)
+    config = envoy.bootstrap(parameters)
+    for listener in config["static_resources"]["listeners"][:2]:
+        filters = [f["name"] for f in listener["listener_filters"]]
+        assert filters == [
+            "envoy.filters.listener.original_dst",
+            "envoy.filters.listener.http_inspector",
+        ]
+    clusters = {c["name"] for c in config["static_resources"]["clusters"]}
+    assert {"outbound_http", "inbound_http"} <= clusters
+    validate(*envoy.command_line(parameters, "info", 2))
+
+
+def test_without_http_detection_nothing_parses_http() -> None:
+    assert "http_inspector" not in json.dumps(envoy.bootstrap(PARAMETERS))
+
+
 def test_the_command_is_the_binary_of_both_images() -> None:
     command, args = envoy.command_line(PARAMETERS, "info", 2)
     assert command == ["/usr/local/bin/envoy"]

@@ -38,14 +38,16 @@ def test_every_override_is_parsed() -> None:
             "injector.dev/ip-families": "IPv4",
             "injector.dev/native-sidecar": "true",
             "injector.dev/hold-application-until-proxy-ready": "false",
+            "injector.dev/http-detection": "true",
         }
     )
-    assert len(applied) == 13
+    assert len(applied) == 14
     proxy, interception = config.proxy, config.interception
     assert proxy.image == "example.com/p:2"
     assert (proxy.resources.requests.cpu, proxy.resources.limits.cpu) == ("0.5", "1500m")
     assert (proxy.resources.requests.memory, proxy.resources.limits.memory) == ("1e8", "1Gi")
     assert proxy.log_level == "trace"
+    assert proxy.envoy.http_detection is True
     assert interception.include_inbound_ports == (8080, 9090)
     assert interception.exclude_inbound_ports == (22,)
     # Exclusions add to the configured ones; they never remove them.
@@ -94,6 +96,7 @@ def test_star_includes_every_inbound_port_and_empty_includes_none() -> None:
         ("ip-families", "ipv6", "expected IPv4, IPv6 or IPv4,IPv6"),
         ("native-sidecar", "yes", "expected true or false"),
         ("hold-application-until-proxy-ready", "True", "expected true or false"),
+        ("http-detection", "on", "expected true or false"),
         ("proxy-cpu-request", "3", "the cpu request 3 is above the cpu limit 2"),
         ("proxy-memory-limit", "64Mi", "the memory request 128Mi is above the memory limit 64Mi"),
     ],
@@ -131,3 +134,11 @@ def test_classic_mode_without_hold_needs_no_wait_command() -> None:
         }
     )
     assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, False)
+
+
+def test_http_detection_is_refused_for_a_custom_proxy_and_off_is_accepted() -> None:
+    custom = parse_config("proxy: {kind: custom, image: example.com/proxy:1}")
+    with pytest.raises(InvalidAnnotation) as error:
+        settings_for({"injector.dev/http-detection": "true"}, custom)
+    assert "envoy is only for kind envoy: a custom proxy owns its configuration" in str(error.value)
+    assert settings_for({"injector.dev/http-detection": "false"}, custom)[0].proxy.kind == "custom"

@@ -10,7 +10,7 @@ Given an IPv6 address too (a dual-stack side), the servers of 2525, 8080, 8081, 
 | port  | server |
 |-------|--------|
 | 2525  | speaks first: "220 traffic-app ready" on connect, then echoes lines |
-| 8080  | HTTP/1.1 only (http.server): answers with what it received, as JSON; `/slow?seconds=N` |
+| 8080  | HTTP/1.1 only (http.server): what it received, as JSON; `?status=N`, `/slow?seconds=N` |
 | 8081  | reads until the client half-closes, then answers "received N bytes" |
 | 8082  | echoes every chunk (a long-lived connection) |
 | 8765  | WebSocket (RFC 6455): echoes every message |
@@ -80,12 +80,12 @@ class Http(BaseHTTPRequestHandler):
             time.sleep(float(query["seconds"][0]))
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self._answer(body)
+        self._answer(body, int(query.get("status", ["200"])[0]))
 
     def do_POST(self) -> None:
         self.do_GET()
 
-    def _answer(self, body: bytes) -> None:
+    def _answer(self, body: bytes, status: int) -> None:
         report = {
             "server": "traffic-app",
             "method": self.command,
@@ -97,9 +97,10 @@ class Http(BaseHTTPRequestHandler):
             ],
             "body_length": len(body),
             "peer": self.client_address[0],
+            "peer_port": self.client_address[1],
         }
         answer = json.dumps(report).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()

@@ -200,6 +200,10 @@ class EnvoyConfig(CamelModel):
     connect_timeout_seconds: int = Field(default=10, ge=1, le=3600)
     # Envoy's worker threads (its default is one per CPU of the node, not of the Pod).
     concurrency: int = Field(default=2, ge=1, le=64)
+    # The capture listeners detect HTTP/1.1 and h2c (Envoy's http_inspector) and proxy it request
+    # by request, for per-request metrics and access logs; other TCP is passed through. It
+    # changes some traffic (README, "HTTP detection"), so it is off by default.
+    http_detection: bool = False
 
 
 ProxyKind = Literal["envoy", "custom"]

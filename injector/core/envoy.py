@@ -18,6 +18,12 @@ What the proxy does (Envoy v3 API; https://www.envoyproxy.io/docs/envoy/v1.40.0/
   admin `/stats/prometheus`; the admin interface itself listens on 127.0.0.1 only;
 - every proxied connection is logged on stdout as one JSON object when it closes
   (`ACCESS_LOG_FIELDS`);
+- with HTTP detection (an option, off by default), the capture listeners also run
+  `envoy.filters.listener.http_inspector`: a connection whose first line is HTTP/1.1, or that
+  starts with the HTTP/2 preface (h2c), goes to the HTTP connection manager, which proxies
+  each request to the original destination, counts it by response code and logs it; any other
+  connection, and one that has sent nothing within `HTTP_DETECTION_TIMEOUT_SECONDS`, is
+  passed through as above. What that changes is tested in tests/test_transparency.py;
 - each listener takes the captured IP families: it listens on 0.0.0.0 for IPv4 and on :: for
   IPv6 (a socket of its own, IPv6 only, as Envoy binds :: without `ipv4_compat`), at each of its
   ports (`Listener.additional_addresses`), so a connection reaches its original destination in
@@ -72,6 +78,33 @@ ACCESS_LOG_FIELDS = {
     "response_flags": "%RESPONSE_FLAGS%",
 }
 
+# With HTTP detection (`BootstrapParameters.http_detection`):
+# - the application protocols that `envoy.filters.listener.http_inspector` names and that are
+#   proxied request by request (it names HTTP/1.0 `http/1.0`: that is passed through as TCP);
+HTTP_PROTOCOLS = ["http/1.1", "h2c"]
+# - how long the listener waits for the client's first bytes to tell; a client that has sent
+#   nothing by then (of a server that speaks first) is passed through, and so is one whose
+#   first line has not ended by then;
+HTTP_DETECTION_TIMEOUT_SECONDS = 0.1
+# - Envoy's largest header size (KiB; the default is 60), each way;
+MAX_HEADERS_KB = 8192
+# - every Upgrade value but websocket, in any case (RE2, which has no negative lookahead): its
+#   Upgrade header is dropped and the request proxied as a plain one, which RFC 9110 section
+#   7.8 lets a server do (Envoy answers 403 to an upgrade it does not proxy);
+NOT_WEBSOCKET = (
+    "(?i)[^w].*|w([^e].*)?|we([^b].*)?|web([^s].*)?|webs([^o].*)?|webso([^c].*)?"
+    "|websoc([^k].*)?|websock([^e].*)?|websocke([^t].*)?|websocket.+"
+)
+# - the access log line of each request: the connection's fields (bytes count the bodies) and
+#   its method, path without the query (which may carry credentials), protocol (HTTP/1.1,
+#   HTTP/2) and response code (0 when there was none).
+HTTP_LOG_FIELDS = {
+    "method": "%REQ(:METHOD)%",
+    "path": "%PATH(NQ)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+}
+
 
 @dataclass(frozen=True)
 class BootstrapParameters:
@@ -87,6 +120,8 @@ class BootstrapParameters:
     connect_timeout_seconds: int  # to the original destination
     ip_families: tuple[str, ...] = ("IPv4", "IPv6")  # the families the listeners take
     control_plane: ControlPlaneConfig | None = None  # None: the pass-through
+    # The capture listeners detect HTTP/1.1 and h2c and proxy it request by request.
+    http_detection: bool = False
 
 
 # The address that takes every connection of a family (Envoy binds :: IPv6-only by default).
@@ -137,29 +172,161 @@ def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
     )
 
 
-def _capture_listener(
-    name: str, port: int, idle_timeout_seconds: int, families: tuple[str, ...]
-) -> Json:
+def _preserve_case() -> Json:
+    """HTTP/1 header names as the peer wrote them (Envoy lowercases them otherwise), and the
+    response's reason phrase as the server wrote it."""
     return {
-        "name": name,
-        **_listen((port,), families),
-        "listener_filters": [
-            {
-                "name": "envoy.filters.listener.original_dst",
+        "header_key_format": {
+            "stateful_formatter": {
+                "name": "preserve_case",
                 "typed_config": _typed(
-                    "envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+                    "envoy.extensions.http.header_formatters.preserve_case.v3."
+                    "PreserveCaseFormatterConfig",
+                    forward_reason_phrase=True,
+                ),
+            }
+        }
+    }
+
+
+def _http_chain(direction: str, idle_timeout_seconds: int) -> Json:
+    """The filter chain of the connections detected as HTTP: each request goes to the original
+    destination, is counted by response code (`stat_prefix` the direction) and logged as it
+    completes. Every setting that changes traffic is at the value that changes it least; the
+    idle timeout applies to the connection and to each request (a WebSocket included)."""
+    idle = f"{idle_timeout_seconds}s"
+    access_log = {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": _typed(
+            "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            log_format={
+                "json_format": {"direction": direction, **ACCESS_LOG_FIELDS, **HTTP_LOG_FIELDS}
+            },
+        ),
+    }
+    action = {"cluster": _http_cluster_name(direction), "timeout": "0s"}  # default: 15 s
+    # CONNECT is proxied to the server (an HTTP proxy the application calls), not terminated.
+    routes = [
+        {"match": {"prefix": ""}, "route": action},
+        {"match": {"connect_matcher": {}}, "route": action},
+    ]
+    manager = _typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        stat_prefix=direction,
+        route_config={"virtual_hosts": [{"name": direction, "domains": ["*"], "routes": routes}]},
+        http_filters=[
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": _typed(
+                    "envoy.extensions.filters.http.router.v3.Router", suppress_envoy_headers=True
                 ),
             }
         ],
-        "filter_chains": [
-            {
-                # Not redirected: the destination is this listener itself.
-                "filter_chain_match": {"destination_port": port},
-                "filters": [_tcp_proxy(f"{name}_loop", BLACKHOLE_CLUSTER)],
-            },
-            {"filters": [_pass_through(name, idle_timeout_seconds)]},
+        access_log=[access_log],
+        http_protocol_options={
+            **_preserve_case(),
+            "accept_http_10": True,  # a later request of a connection detected as HTTP/1.1
+            "allow_custom_methods": True,  # any method, not only Envoy's list (PURGE, get)
+            "ignore_http_11_upgrade": [{"safe_regex": {"regex": NOT_WEBSOCKET}}],
+        },
+        common_http_protocol_options={
+            "idle_timeout": idle,
+            "max_headers_count": UNLIMITED,  # Envoy's default is 100
+        },
+        max_request_headers_kb=MAX_HEADERS_KB,
+        stream_idle_timeout=idle,  # Envoy's default is 5 minutes
+        # The response's Server header, the request's x-request-id (none is added),
+        # `Expect: 100-continue` and x-forwarded-client-cert reach the other side as they are.
+        server_header_transformation="PASS_THROUGH",
+        generate_request_id=False,
+        proxy_100_continue=True,
+        forward_client_cert_details="ALWAYS_FORWARD_ONLY",
+        upgrade_configs=[{"upgrade_type": "websocket"}, {"upgrade_type": "CONNECT"}],
+    )
+    return {
+        "filter_chain_match": {"application_protocols": HTTP_PROTOCOLS},
+        "filters": [
+            {"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}
         ],
     }
+
+
+def _http_cluster_name(direction: str) -> str:
+    return f"{direction}_http"
+
+
+def _http_cluster(direction: str, connect_timeout_seconds: int, idle_timeout_seconds: int) -> Json:
+    """An ORIGINAL_DST cluster for a direction's HTTP requests, named `<direction>_http`.
+
+    Each request goes to the original destination of its downstream connection (the address
+    `original_dst` restored; the `x-envoy-original-dst-host` header is ignored, as
+    `use_http_header` is off), over an upstream connection of that downstream connection alone
+    (`connection_pool_per_downstream_connection`: requests of different clients never share
+    one), in the protocol the client spoke.
+    """
+    options = _typed(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        common_http_protocol_options={
+            "idle_timeout": f"{idle_timeout_seconds}s",
+            "max_headers_count": UNLIMITED,
+            "max_response_headers_kb": MAX_HEADERS_KB,
+        },
+        use_downstream_protocol_config={
+            "http_protocol_options": _preserve_case(),
+            "http2_protocol_options": {},
+        },
+    )
+    return {
+        "name": _http_cluster_name(direction),
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": f"{connect_timeout_seconds}s",
+        "connection_pool_per_downstream_connection": True,
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "max_connections": UNLIMITED,
+                    "max_pending_requests": UNLIMITED,
+                    "max_requests": UNLIMITED,
+                }
+            ]
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
+        },
+    }
+
+
+def _capture_listener(name: str, port: int, p: BootstrapParameters) -> Json:
+    listener_filters = [
+        {
+            "name": "envoy.filters.listener.original_dst",
+            "typed_config": _typed("envoy.extensions.filters.listener.original_dst.v3.OriginalDst"),
+        }
+    ]
+    filter_chains = [
+        {
+            # Not redirected: the destination is this listener itself.
+            "filter_chain_match": {"destination_port": port},
+            "filters": [_tcp_proxy(f"{name}_loop", BLACKHOLE_CLUSTER)],
+        },
+        {"filters": [_pass_through(name, p.idle_timeout_seconds)]},
+    ]
+    listener: Json = {"name": name, **_listen((port,), p.ip_families)}
+    if p.http_detection:
+        listener_filters.append(
+            {
+                "name": "envoy.filters.listener.http_inspector",
+                "typed_config": _typed(
+                    "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
+                ),
+            }
+        )
+        # A client that has sent nothing by then (a server that speaks first) is passed through.
+        listener["listener_filters_timeout"] = f"{HTTP_DETECTION_TIMEOUT_SECONDS}s"
+        listener["continue_on_listener_filters_timeout"] = True
+        filter_chains.insert(1, _http_chain(name, p.idle_timeout_seconds))
+    return {**listener, "listener_filters": listener_filters, "filter_chains": filter_chains}
 
 
 def _admin_listener(p: BootstrapParameters) -> Json:
@@ -237,8 +404,8 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
         **admin,
         "static_resources": {
             "listeners": [
-                _capture_listener(OUTBOUND, p.outbound_port, p.idle_timeout_seconds, p.ip_families),
-                _capture_listener(INBOUND, p.inbound_port, p.idle_timeout_seconds, p.ip_families),
+                _capture_listener(OUTBOUND, p.outbound_port, p),
+                _capture_listener(INBOUND, p.inbound_port, p),
                 _admin_listener(p),
             ],
             "clusters": [
@@ -258,6 +425,10 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
                 },
                 {"name": BLACKHOLE_CLUSTER, "type": "STATIC"},
                 _admin_cluster(p.admin_port),
+                *(
+                    _http_cluster(direction, p.connect_timeout_seconds, p.idle_timeout_seconds)
+                    for direction in ((OUTBOUND, INBOUND) if p.http_detection else ())
+                ),
             ],
         },
     }

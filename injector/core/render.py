@@ -218,6 +218,7 @@ def _bootstrap_parameters(config: InjectorConfig) -> envoy.BootstrapParameters:
         connect_timeout_seconds=proxy.envoy.connect_timeout_seconds,
         ip_families=config.interception.ip_families,
         control_plane=config.control_plane,
+        http_detection=proxy.envoy.http_detection,
     )
 
 

@@ -98,6 +98,7 @@ OVERRIDES: dict[str, Override] = {
     "hold-application-until-proxy-ready": Override(
         ("holdApplicationUntilProxyReady",), _bool, "true or false"
     ),
+    "http-detection": Override(("proxy", "envoy", "httpDetection"), _bool, "true or false"),
     "control-plane": Override(
         ("controlPlane",),
         _control_plane,
