@@ -163,6 +163,26 @@ def test_a_denial_keeps_the_warning_about_an_unknown_annotation() -> None:
     )
 
 
+@pytest.mark.parametrize("value", ["true", "false", "on"])
+def test_an_envoy_annotation_is_ignored_with_a_warning_for_a_custom_proxy(value: str) -> None:
+    config = parse_config("proxy: {kind: custom, image: example.com/proxy:1}")
+    annotations = {"injector.dev/http-detection": value}
+    outcome = Injector(config).evaluate(pod(annotations=annotations), "s")
+    assert (outcome.decision, outcome.overrides) == ("injected", {})
+    assert outcome.warnings == (
+        "annotation injector.dev/http-detection was ignored: it sets the proxy of kind envoy, and "
+        "this injector's proxy is of kind custom, which owns its configuration",
+    )
+    assert outcome.operations == Injector(config).evaluate(pod(annotations={}), "s").operations
+
+
+def test_an_envoy_annotation_applies_to_an_envoy_proxy() -> None:
+    annotations = {"injector.dev/http-detection": "true"}
+    outcome = Injector(DEFAULT).evaluate(pod(annotations=annotations), "s")
+    assert (outcome.decision, outcome.overrides, outcome.warnings) == ("injected", annotations, ())
+    assert "http_inspector" in str(outcome.operations)
+
+
 @pytest.mark.parametrize(
     ("the_pod", "detail"),
     [

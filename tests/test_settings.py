@@ -3,7 +3,7 @@
 import pytest
 
 from injector.core.config import InjectorConfig, parse_config
-from injector.core.settings import override_annotations, pod_config
+from injector.core.settings import other_kind_annotations, override_annotations, pod_config
 from injector.errors import InvalidAnnotation
 
 CONFIG = parse_config(
@@ -136,9 +136,9 @@ def test_classic_mode_without_hold_needs_no_wait_command() -> None:
     assert (config.native_sidecar, config.hold_application_until_proxy_ready) == (False, False)
 
 
-def test_http_detection_is_refused_for_a_custom_proxy_and_off_is_accepted() -> None:
+def test_an_annotation_for_another_proxy_kind_is_not_an_override() -> None:
     custom = parse_config("proxy: {kind: custom, image: example.com/proxy:1}")
-    with pytest.raises(InvalidAnnotation) as error:
-        settings_for({"injector.dev/http-detection": "true"}, custom)
-    assert "envoy is only for kind envoy: a custom proxy owns its configuration" in str(error.value)
-    assert settings_for({"injector.dev/http-detection": "false"}, custom)[0].proxy.kind == "custom"
+    annotations = {"injector.dev/http-detection": "true", "injector.dev/log-level": "debug"}
+    assert override_annotations(custom, annotations) == {"injector.dev/log-level": "debug"}
+    assert other_kind_annotations(custom, annotations) == {"injector.dev/http-detection": "envoy"}
+    assert other_kind_annotations(CONFIG, annotations) == {}

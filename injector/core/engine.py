@@ -15,7 +15,12 @@ from injector.core.meshes import other_mesh
 from injector.core.pod import PodView, inspect_pod
 from injector.core.policy import Decision, Reason, decide
 from injector.core.render import Injection, render, with_container_resources
-from injector.core.settings import override_annotations, pod_config, unknown_annotations
+from injector.core.settings import (
+    other_kind_annotations,
+    override_annotations,
+    pod_config,
+    unknown_annotations,
+)
 from injector.core.status import InjectionStatus
 from injector.errors import InvalidAnnotation, MalformedPod
 from injector.kube.patch import Operation, add_to_array, add_to_object
@@ -115,10 +120,10 @@ class Injector:
                 return _malformed(str(error))
             rendering = self._rendering(overrides, _fitting(view.spec, guaranteed))
         except InvalidAnnotation as error:
-            typos = self._unknown_annotation_warnings(annotations)
-            return Outcome("denied", Reason.INVALID_ANNOTATION, str(error), warnings=typos)
+            ignored = self._ignored_annotation_warnings(annotations)
+            return Outcome("denied", Reason.INVALID_ANNOTATION, str(error), warnings=ignored)
         injection = rendering.injection
-        warnings = self._unknown_annotation_warnings(annotations)
+        warnings = self._ignored_annotation_warnings(annotations)
         if rendering.qos_warning is not None:
             warnings += (rendering.qos_warning,)
         if rendering.classic_proxy and view.restart_policy in ("Never", "OnFailure"):
@@ -139,11 +144,17 @@ class Injector:
             rendering.notes,
         )
 
-    def _unknown_annotation_warnings(self, annotations: dict[str, str]) -> tuple[str, ...]:
-        return tuple(
+    def _ignored_annotation_warnings(self, annotations: dict[str, str]) -> tuple[str, ...]:
+        unknown = tuple(
             f"annotation {key} is not known to the injector and was ignored"
             for key in unknown_annotations(self.config, annotations)
         )
+        other_kind = tuple(
+            f"annotation {key} was ignored: it sets the proxy of kind {kind}, and this "
+            f"injector's proxy is of kind {self.config.proxy.kind}, which owns its configuration"
+            for key, kind in other_kind_annotations(self.config, annotations).items()
+        )
+        return unknown + other_kind
 
     def _rendering(self, overrides: dict[str, str], fitting: _Fitting) -> _Rendering:
         key = (fitting, tuple(overrides.items()))

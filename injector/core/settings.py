@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from injector.core.config import CIDR_FORM, IMAGE_FORM, LOG_LEVELS, PORT_FORM, InjectorConfig
+from injector.core.config import (
+    CIDR_FORM,
+    IMAGE_FORM,
+    LOG_LEVELS,
+    PORT_FORM,
+    InjectorConfig,
+    ProxyKind,
+)
 from injector.core.keys import INJECT, IPTABLES_RULES, STATUS
 from injector.errors import InvalidAnnotation
 from injector.kube.quantity import QUANTITY_FORM
@@ -64,6 +71,8 @@ class Override:
     parse: Callable[[str], object]
     form: str  # the annotation's expected form, for messages
     adds_to_config: bool = False  # exclusions add to the configured ones, never replace them
+    # The proxy kind whose settings it sets; with another kind it is ignored, with a warning.
+    proxy_kind: ProxyKind | None = None
 
 
 _PORT_LIST = f"a comma-separated list of ports, each {PORT_FORM}, such as 8080,9090"
@@ -98,7 +107,9 @@ OVERRIDES: dict[str, Override] = {
     "hold-application-until-proxy-ready": Override(
         ("holdApplicationUntilProxyReady",), _bool, "true or false"
     ),
-    "http-detection": Override(("proxy", "envoy", "httpDetection"), _bool, "true or false"),
+    "http-detection": Override(
+        ("proxy", "envoy", "httpDetection"), _bool, "true or false", proxy_kind="envoy"
+    ),
     "control-plane": Override(
         ("controlPlane",),
         _control_plane,
@@ -108,12 +119,27 @@ OVERRIDES: dict[str, Override] = {
 
 
 def override_annotations(config: InjectorConfig, annotations: Mapping[str, str]) -> dict[str, str]:
-    """The Pod's override annotations, in the order of OVERRIDES."""
+    """The Pod's override annotations for the configured proxy kind, in the order of OVERRIDES."""
     prefix = config.annotation_prefix + "/"
     return {
         prefix + suffix: annotations[prefix + suffix]
-        for suffix in OVERRIDES
+        for suffix, override in OVERRIDES.items()
+        if prefix + suffix in annotations and override.proxy_kind in (None, config.proxy.kind)
+    }
+
+
+def other_kind_annotations(
+    config: InjectorConfig, annotations: Mapping[str, str]
+) -> dict[str, ProxyKind]:
+    """The Pod's override annotations for another proxy kind than the configured one, each with
+    its kind: they are ignored (a custom proxy owns its configuration)."""
+    prefix = config.annotation_prefix + "/"
+    return {
+        prefix + suffix: override.proxy_kind
+        for suffix, override in OVERRIDES.items()
         if prefix + suffix in annotations
+        and override.proxy_kind is not None
+        and override.proxy_kind != config.proxy.kind
     }
 
 
