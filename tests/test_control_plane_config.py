@@ -234,3 +234,21 @@ def test_no_token_is_ever_in_an_annotation_or_an_env_value(ca_pem: str) -> None:
             assert "token" not in var["name"].lower()
             assert "serviceAccountToken" not in json.dumps(var)
     assert "serviceAccountToken" not in json.dumps(patched["metadata"])
+
+
+def test_http_detection_with_a_control_plane_is_a_warning_and_applies_with_the_opt_out(
+    ca_pem: str,
+) -> None:
+    injector = Injector(parse_config(control_plane(ca_pem)))
+    detecting = {"injector.dev/http-detection": "true"}
+    outcome = injector.evaluate(pod(detecting), "shop")
+    assert outcome.decision == "injected"
+    assert outcome.warnings == (
+        "HTTP detection has no effect with a control plane: the control plane sends the proxy's "
+        'listeners (with the control-plane annotation "false", the pass-through detects HTTP)',
+    )
+    assert "http_inspector" not in json.dumps(outcome.operations)
+
+    opted_out = injector.evaluate(pod({**detecting, "injector.dev/control-plane": "false"}), "shop")
+    assert (opted_out.decision, opted_out.warnings) == ("injected", ())
+    assert "http_inspector" in json.dumps(opted_out.operations)

@@ -74,6 +74,10 @@ UNHELD_CLASSIC_PROXY = (
     "may start before the proxy and its first connections may fail (a native sidecar, "
     "nativeSidecar or the native-sidecar annotation, is always held)"
 )
+UNUSED_HTTP_DETECTION = (
+    "HTTP detection has no effect with a control plane: the control plane sends the proxy's "
+    'listeners (with the control-plane annotation "false", the pass-through detects HTTP)'
+)
 
 
 def render(config: InjectorConfig) -> Injection:
@@ -95,8 +99,20 @@ def render(config: InjectorConfig) -> Injection:
         volumes=_volumes(config, keys),
         annotations={keys.iptables_rules: ruleset(Interception.from_config(config))},
         labels={keys.injected_label: "true"},
-        warnings=(UNHELD_CLASSIC_PROXY,) if unheld else (),
+        warnings=tuple(
+            warning
+            for warning, applies in (
+                (UNHELD_CLASSIC_PROXY, unheld),
+                (UNUSED_HTTP_DETECTION, _unused_http_detection(config)),
+            )
+            if applies
+        ),
     )
+
+
+def _unused_http_detection(config: InjectorConfig) -> bool:
+    proxy = config.proxy
+    return proxy.kind == "envoy" and proxy.envoy.http_detection and bool(config.control_plane)
 
 
 def _holds_classic(config: InjectorConfig) -> bool:
