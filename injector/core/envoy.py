@@ -155,20 +155,25 @@ def _tcp_proxy(stat_prefix: str, cluster: str, **fields: Any) -> Json:
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
 
 
-def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
-    """Bytes both ways to the original destination, each connection logged as it closes."""
-    access_log = {
+def _stdout_access_log(direction: str, fields: Json) -> Json:
+    """An access log writing one JSON object per line on stdout: the direction and `fields`
+    (names to Envoy's command operators)."""
+    return {
         "name": "envoy.access_loggers.stdout",
         "typed_config": _typed(
             "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-            log_format={"json_format": {"direction": direction, **ACCESS_LOG_FIELDS}},
+            log_format={"json_format": {"direction": direction, **fields}},
         ),
     }
+
+
+def _pass_through(direction: str, idle_timeout_seconds: int) -> Json:
+    """Bytes both ways to the original destination, each connection logged as it closes."""
     return _tcp_proxy(
         direction,
         PASSTHROUGH_CLUSTER,
         idle_timeout=f"{idle_timeout_seconds}s",
-        access_log=[access_log],
+        access_log=[_stdout_access_log(direction, ACCESS_LOG_FIELDS)],
     )
 
 
@@ -195,15 +200,6 @@ def _http_chain(direction: str, idle_timeout_seconds: int) -> Json:
     completes. Every setting that changes traffic is at the value that changes it least; the
     idle timeout applies to the connection and to each request (a WebSocket included)."""
     idle = f"{idle_timeout_seconds}s"
-    access_log = {
-        "name": "envoy.access_loggers.stdout",
-        "typed_config": _typed(
-            "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
-            log_format={
-                "json_format": {"direction": direction, **ACCESS_LOG_FIELDS, **HTTP_LOG_FIELDS}
-            },
-        ),
-    }
     action = {"cluster": _http_cluster_name(direction), "timeout": "0s"}  # default: 15 s
     # CONNECT is proxied to the server (an HTTP proxy the application calls), not terminated.
     routes = [
@@ -222,7 +218,7 @@ def _http_chain(direction: str, idle_timeout_seconds: int) -> Json:
                 ),
             }
         ],
-        access_log=[access_log],
+        access_log=[_stdout_access_log(direction, {**ACCESS_LOG_FIELDS, **HTTP_LOG_FIELDS})],
         http_protocol_options={
             **_preserve_case(),
             "accept_http_10": True,  # a later request of a connection detected as HTTP/1.1
@@ -276,24 +272,30 @@ def _http_cluster(direction: str, connect_timeout_seconds: int, idle_timeout_sec
             "http2_protocol_options": {},
         },
     )
+    return _original_dst_cluster(
+        _http_cluster_name(direction),
+        connect_timeout_seconds,
+        ("max_connections", "max_pending_requests", "max_requests"),
+        connection_pool_per_downstream_connection=True,
+        typed_extension_protocol_options={
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
+        },
+    )
+
+
+def _original_dst_cluster(
+    name: str, connect_timeout_seconds: int, unlimited: tuple[str, ...], **fields: Any
+) -> Json:
+    """A cluster whose endpoint is each connection's original destination (as `original_dst`
+    restored it), with the circuit breaker thresholds named in `unlimited` at their maximum
+    (Envoy's default is 1,024 each) and any other cluster `fields`."""
     return {
-        "name": _http_cluster_name(direction),
+        "name": name,
         "type": "ORIGINAL_DST",
         "lb_policy": "CLUSTER_PROVIDED",
         "connect_timeout": f"{connect_timeout_seconds}s",
-        "connection_pool_per_downstream_connection": True,
-        "circuit_breakers": {
-            "thresholds": [
-                {
-                    "max_connections": UNLIMITED,
-                    "max_pending_requests": UNLIMITED,
-                    "max_requests": UNLIMITED,
-                }
-            ]
-        },
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": options
-        },
+        "circuit_breakers": {"thresholds": [dict.fromkeys(unlimited, UNLIMITED)]},
+        **fields,
     }
 
 
@@ -409,20 +411,11 @@ def bootstrap(parameters: BootstrapParameters) -> Json:
                 _admin_listener(p),
             ],
             "clusters": [
-                {
-                    "name": PASSTHROUGH_CLUSTER,
-                    "type": "ORIGINAL_DST",
-                    "lb_policy": "CLUSTER_PROVIDED",
-                    "connect_timeout": f"{p.connect_timeout_seconds}s",
-                    "circuit_breakers": {
-                        "thresholds": [
-                            {
-                                "max_connections": UNLIMITED,
-                                "max_pending_requests": UNLIMITED,
-                            }
-                        ]
-                    },
-                },
+                _original_dst_cluster(
+                    PASSTHROUGH_CLUSTER,
+                    p.connect_timeout_seconds,
+                    ("max_connections", "max_pending_requests"),
+                ),
                 {"name": BLACKHOLE_CLUSTER, "type": "STATIC"},
                 _admin_cluster(p.admin_port),
                 *(
