@@ -304,15 +304,6 @@ def _malformed(detail: str) -> Outcome:
     )
 
 
-def _containers(injection: Injection) -> tuple[dict[str, Any], ...]:
-    return (
-        *injection.leading_init_containers,
-        *injection.trailing_init_containers,
-        *injection.leading_containers,
-        *injection.trailing_containers,
-    )
-
-
 def _qos_warning(keys: Keys, injection: Injection) -> str | None:
     """Why a Guaranteed Pod is Burstable once injected, if it is: an injected container without
     a cpu or memory limit cannot request what it limits (see `injector.kube.qos`)."""
@@ -322,7 +313,7 @@ def _qos_warning(keys: Keys, injection: Injection) -> str | None:
             resource=resource, prefix=keys.prefix
         )
         + ")"
-        for container in _containers(injection)
+        for container in injection.containers
         for resource in missing_limits(container.get("resources") or {})
     ]
     if not missing:
@@ -344,7 +335,7 @@ def _run_to_completion_warning(keys: Keys, restart_policy: str) -> str:
 def _pod_security_notes(keys: Keys, injection: Injection) -> tuple[str, ...]:
     """What the Pod Security Standards say about the injected containers, and what to do."""
     adding: dict[tuple[str, ...], list[str]] = {}  # capabilities -> the containers adding them
-    for container in _containers(injection):
+    for container in injection.containers:
         if capabilities := capabilities_beyond_baseline(container):
             adding.setdefault(tuple(capabilities), []).append(container["name"])
     if not adding:

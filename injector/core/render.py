@@ -56,6 +56,16 @@ class Injection:
     warnings: tuple[str, ...] = ()  # about the injection, for the requester
 
     @property
+    def containers(self) -> tuple[Json, ...]:
+        """Every container added, init containers first, each list in its order."""
+        return (
+            *self.leading_init_containers,
+            *self.trailing_init_containers,
+            *self.leading_containers,
+            *self.trailing_containers,
+        )
+
+    @property
     def init_container_names(self) -> list[str]:
         return [c["name"] for c in (*self.leading_init_containers, *self.trailing_init_containers)]
 
@@ -158,26 +168,24 @@ def _proxy_container(config: InjectorConfig) -> Json:
         _field_env("POD_NAME", "metadata.name"),
         _field_env("POD_NAMESPACE", "metadata.namespace"),
     ]
+    workload = [
+        _field_env("POD_IP", "status.podIP"),
+        _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        _field_env("NODE_NAME", "spec.nodeName"),
+    ]
     if proxy.kind == "envoy":
         container["command"], container["args"] = envoy.command_line(
             _bootstrap_parameters(config), proxy.log_level, proxy.envoy.concurrency
         )
         if config.control_plane is not None:
             # The node metadata's values (see injector.core.xds).
-            downward_api += [
-                _field_env("POD_IP", "status.podIP"),
-                _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-                _field_env("NODE_NAME", "spec.nodeName"),
-                *xds.label_variables(config.control_plane),
-            ]
+            downward_api += [*workload, *xds.label_variables(config.control_plane)]
     else:
         if proxy.args:
             container["args"] = list(proxy.args)
         # A custom proxy configures itself from these.
         downward_api += [
-            _field_env("POD_IP", "status.podIP"),
-            _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-            _field_env("NODE_NAME", "spec.nodeName"),
+            *workload,
             {"name": "PROXY_LOG_LEVEL", "value": proxy.log_level},
             {"name": "PROXY_OUTBOUND_PORT", "value": str(ports.outbound)},
             {"name": "PROXY_INBOUND_PORT", "value": str(ports.inbound)},
