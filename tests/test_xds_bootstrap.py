@@ -8,8 +8,9 @@ from kubernetes_schema import validate_pod
 
 from injector.cluster.dev_certs import create_dev_certificates
 from injector.core import xds
-from injector.core.config import ControlPlaneConfig
-from injector.core.keys import PROXY_TOKEN_DIR
+from injector.core.config import ControlPlaneConfig, InjectorConfig
+from injector.core.keys import PROXY_CONTAINER, PROXY_TOKEN_DIR
+from injector.core.render import render
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +104,19 @@ def test_node_metadata_is_expanded_from_downward_api_variables(ca: str) -> None:
             "INBOUND_PORT": 15006,
         },
     }
-    variables = xds.label_variables(config)
-    assert [var["name"] for var in variables] == ["POD_LABEL_0", "POD_LABEL_1"]
-    assert [var["valueFrom"]["fieldRef"]["fieldPath"] for var in variables] == [
-        "metadata.labels['app']",
-        "metadata.labels['version']",
+    labels = {"POD_LABEL_0": "metadata.labels['app']", "POD_LABEL_1": "metadata.labels['version']"}
+    assert xds.label_variables(config) == labels
+    # In the proxy's env, and valid there for the API server.
+    (proxy,) = [
+        container
+        for container in render(InjectorConfig(control_plane=config)).containers
+        if container["name"] == PROXY_CONTAINER
     ]
-    # Valid as a container's env for the API server.
+    variables = [var for var in proxy["env"] if var["name"] in labels]
+    assert [(var["name"], var["valueFrom"]["fieldRef"]["fieldPath"]) for var in variables] == [
+        ("POD_LABEL_0", "metadata.labels['app']"),
+        ("POD_LABEL_1", "metadata.labels['version']"),
+    ]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -179,7 +179,8 @@ def _proxy_container(config: InjectorConfig) -> Json:
         )
         if config.control_plane is not None:
             # The node metadata's values (see injector.core.xds).
-            downward_api += [*workload, *xds.label_variables(config.control_plane)]
+            labels = xds.label_variables(config.control_plane)
+            downward_api += [*workload, *(_field_env(*item) for item in labels.items())]
     else:
         if proxy.args:
             container["args"] = list(proxy.args)

@@ -46,20 +46,16 @@ STAT_PREFIX = "xds"
 LABEL_VARIABLE = "POD_LABEL_{index}"
 
 
-def label_variables(config: ControlPlaneConfig) -> list[Json]:
-    """The proxy container's env: one Downward API variable per label sent in the metadata.
+def label_variables(config: ControlPlaneConfig) -> dict[str, str]:
+    """The proxy container's Downward API variables for the labels sent in the metadata: each
+    variable's name to its field path.
 
     A label the Pod does not have gives an empty value (the Downward API's answer).
     """
-    return [
-        {
-            "name": LABEL_VARIABLE.format(index=index),
-            "valueFrom": {
-                "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.labels['{key}']"}
-            },
-        }
+    return {
+        LABEL_VARIABLE.format(index=index): f"metadata.labels['{key}']"
         for index, key in enumerate(config.pod_labels)
-    ]
+    }
 
 
 def node_metadata(
