@@ -68,11 +68,7 @@ class FileConfig:
         except OSError as error:
             message = f"the configuration {self.path} cannot be read: {error.strerror}"
             raise ConfigError(message) from None
-        try:
-            config = parse_config(text)
-        except ConfigError as error:
-            raise ConfigError(f"{self.path}: {error}") from None
-        return LoadedConfig(config, "file", str(self.path))
+        return LoadedConfig(_parse_config(text, str(self.path)), "file", str(self.path))
 
 
 @dataclass(frozen=True)
@@ -86,11 +82,16 @@ class SecretConfig:
 
     def load(self) -> LoadedConfig:
         payload = self.reader.read(self.version_name)
-        try:
-            config = parse_config(payload.data)
-        except ConfigError as error:
-            raise ConfigError(f"{payload.version}: {error}") from None
+        config = _parse_config(payload.data, payload.version)
         return LoadedConfig(config, "secret-manager", payload.version)
+
+
+def _parse_config(text: str | bytes, source: str) -> InjectorConfig:
+    """The configuration in `text`; a ConfigError names `source` (a file, a secret version)."""
+    try:
+        return parse_config(text)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def parse_tokens(text: str) -> tuple[str, ...]:
